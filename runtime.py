@@ -1,0 +1,124 @@
+"""Process-level helpers: device choice, seeding, RNG state, mixed precision, torch.distributed.
+
+Imports nothing of the project. Nothing here runs at import.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+# ----------------------------------------------------------------------------- device
+
+def pick_device(name: str = "auto") -> torch.device:
+    """Resolve ``auto|cpu|cuda|cuda:N`` to a device; under torchrun each rank takes its local GPU.
+
+    Raises ValueError for a device that is not available (the CLI turns it into one line).
+    """
+    name = (name or "auto").lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for but no CUDA GPU is visible to PyTorch")
+        if name == "cuda":
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"unknown device {name!r}: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    """bf16 where the device supports it (CPU, Ampere and newer), else fp16."""
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def autocast(device: torch.device, enabled: bool):
+    """``torch.autocast`` for the device, or a no-op context when disabled."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=autocast_dtype(device))
+
+
+# ----------------------------------------------------------------------------- seeds and RNG
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, torch (CPU and every GPU). numpy is not used for randomness in this project."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    """Every global RNG state, in a form ``torch.load(weights_only=True)`` accepts."""
+    state = {"torch": torch.get_rng_state(), "python": list(_py_state())}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _py_state():
+    version, internal, gauss = random.getstate()
+    return version, list(internal), gauss
+
+
+# ----------------------------------------------------------------------------- distributed
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def dist_info() -> DistInfo:
+    """Rank and world size of this process (world size 1 without torchrun)."""
+    if dist.is_available() and dist.is_initialized():
+        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+    return DistInfo()
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the process group when started by torchrun (gloo on CPU, nccl on CUDA); else no-op."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return dist_info()
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend)
+    return dist_info()
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over ranks in place (identity in a single process)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
