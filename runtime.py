@@ -15,21 +15,25 @@ import torch.distributed as dist
 
 # ----------------------------------------------------------------------------- device
 
+class DeviceError(RuntimeError):
+    """An unknown or unavailable device (one line, for the user)."""
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """Resolve ``auto|cpu|cuda|cuda:N`` to a device; under torchrun each rank takes its local GPU.
 
-    Raises ValueError for a device that is not available (the CLI turns it into one line).
+    Raises DeviceError for a device that is not available (the CLI turns it into one line).
     """
     name = (name or "auto").lower()
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for but no CUDA GPU is visible to PyTorch")
+            raise DeviceError("--device cuda was asked for but no CUDA GPU is visible to PyTorch")
         if name == "cuda":
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     if name != "cpu" and not name.startswith("cuda"):
-        raise ValueError(f"unknown device {name!r}: use auto, cpu or cuda")
+        raise DeviceError(f"unknown device {name!r}: use auto, cpu or cuda")
     return torch.device(name)
 
 

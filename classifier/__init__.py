@@ -1,4 +1,7 @@
 """DenseNet-BC for 32x32 images and the one classifier training loop."""
-from .densenet import PRESETS, DenseNet, DenseNetConfig, build_classifier, classifier_config, unwrap
+from .densenet import (PRESETS, DenseNet, DenseNetConfig, build_classifier, classifier_config, load_classifier,
+                       unwrap)
+from .train import SCHEDULES, NonFiniteLoss, TrainConfig, accuracy, fit
 
-__all__ = ["PRESETS", "DenseNet", "DenseNetConfig", "build_classifier", "classifier_config", "unwrap"]
+__all__ = ["PRESETS", "DenseNet", "DenseNetConfig", "build_classifier", "classifier_config", "load_classifier",
+           "unwrap", "SCHEDULES", "NonFiniteLoss", "TrainConfig", "accuracy", "fit"]

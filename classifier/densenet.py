@@ -161,3 +161,16 @@ def unwrap(model: nn.Module) -> nn.Module:
     while hasattr(model, "module") or hasattr(model, "_orig_mod"):
         model = getattr(model, "module", None) or getattr(model, "_orig_mod")
     return model
+
+
+def load_classifier(path, device: torch.device | str = "cpu") -> tuple[DenseNet, dict]:
+    """Rebuild a trained classifier from a checkpoint file or run directory (no other flags needed).
+
+    Returns ``(model in eval mode on device, checkpoint dict)``. Raises ``runs.CheckpointError``.
+    """
+    import runs
+    ckpt = runs.load_checkpoint(path, kind="classifier", map_location="cpu")
+    cfg = DenseNetConfig(**{**ckpt["config"]["model"], "memory_efficient": False})
+    model = DenseNet(cfg)
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), ckpt

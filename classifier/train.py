@@ -1,0 +1,264 @@
+"""The one classifier training loop. Augmenters plug in through the interface of augment/base.py.
+
+SGD (Nesterov) with weight decay, an lr schedule defined on optimizer steps (multi-step at 50%/75%
+as in the DenseNet paper, or cosine), optional label smoothing, bf16 autocast and channels-last,
+test accuracy every epoch, atomic checkpoints with everything needed for an exact resume.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+import runs
+import runtime
+from data import DeviceLoader, ImageDataset, Split
+
+from .densenet import classifier_config, unwrap
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 300
+    batch_size: int = 64
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    schedule: str = "multistep"       # multistep (x0.1 at 50% and 75%) | cosine
+    label_smoothing: float = 0.0
+    amp: bool = True                  # bf16 autocast (fp16 + loss scaling where bf16 is missing)
+    channels_last: bool = True
+    seed: int = 0
+    eval_batch_size: int = 500
+
+
+SCHEDULES: dict[str, Callable[[float], float]] = {
+    "multistep": lambda t: 0.1 ** ((t >= 0.5) + (t >= 0.75)),
+    "cosine": lambda t: 0.5 * (1 + math.cos(math.pi * t)),
+    "constant": lambda t: 1.0,
+}
+
+
+class NonFiniteLoss(RuntimeError):
+    """Raised when the training loss is NaN or infinite."""
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+@torch.inference_mode()
+def accuracy(model: nn.Module, split: Split, *, device: torch.device, batch_size: int = 500,
+             amp: bool = True, channels_last: bool = True) -> float:
+    """Top-1 accuracy of ``model`` on a whole split (sharded across ranks, counts all-reduced)."""
+    info = runtime.dist_info()
+    loader = DeviceLoader(split.images, split.labels, batch_size=batch_size, device=device, shuffle=False,
+                          rank=info.rank, world_size=info.world_size)
+    was_training = model.training
+    model.eval()
+    counts = torch.zeros(2, dtype=torch.float64, device=device)
+    for x, y in loader:
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with runtime.autocast(device, amp):
+            counts[0] += (model(x).argmax(1) == y).sum()
+        counts[1] += len(y)
+    model.train(was_training)
+    runtime.all_reduce_sum(counts)
+    return (counts[0] / counts[1]).item()
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def fit(model: nn.Module, dataset: ImageDataset, *, cfg: TrainConfig, out: str | Path,
+        device: torch.device, augmenter, resume: bool = False,
+        epoch_hooks: Iterable[Callable[[nn.Module, dict], dict]] = (),
+        extra_config: dict | None = None) -> dict:
+    """Train ``model`` on ``dataset`` and write checkpoints, TensorBoard scalars and metrics.json.
+
+    Args:
+        model: a DenseNet (or any module taking [B, C, H, W] in [0, 1]) on ``device``.
+        cfg: optimisation settings; ``cfg.epochs`` counts passes of work, so an augmenter with
+            ``replays = m`` runs ``ceil(epochs / m)`` epochs.
+        augmenter: any object with the interface of ``augment.base.Augmenter`` (``build_augmenter("none")``
+            trains on clean data); the loop knows no augmenter class.
+        resume: continue from ``out/checkpoint.pt`` (model, optimizer, step, RNG and augmenter state).
+        epoch_hooks: called as ``hook(model, record)`` after each epoch's evaluation; the dict they
+            return is merged into that epoch's record (e.g. the catastrophic-overfitting probe).
+    Returns:
+        The final metrics dict (also written to ``out/metrics.json``).
+    """
+    state = _TrainState.create(model, dataset, cfg, device, augmenter, Path(out), extra_config or {})
+    if resume:
+        state.load(runs.load_checkpoint(Path(out), kind="classifier", map_location=device))
+    info = runtime.dist_info()
+    writer = runs.make_writer(out, enabled=info.is_main)
+    try:
+        while state.epoch < state.total_epochs:
+            record = _run_epoch(state, writer)
+            for hook in epoch_hooks:
+                record.update(hook(unwrap(state.model), record) or {})
+            state.finish_epoch(record, writer)
+    finally:
+        writer.close()
+    return state.final_metrics()
+
+
+def _run_epoch(state: "_TrainState", writer) -> dict:
+    cfg, loader = state.cfg, state.loader
+    loader.set_epoch(state.epoch)
+    state.aug.set_epoch(state.epoch)
+    t0, sums = time.perf_counter(), torch.zeros(3, dtype=torch.float64, device=state.device)  # loss, correct, n
+    bar = tqdm(loader.batches(state.batch), total=len(loader), initial=state.batch, leave=False,
+               desc=f"epoch {state.epoch + 1}/{state.total_epochs}", unit="batch",
+               disable=not runtime.dist_info().is_main, dynamic_ncols=True)
+    for x, y in bar:
+        loss, correct = _train_step(state, x, y)
+        sums[0] += loss.detach() * len(y)
+        sums[1] += correct
+        sums[2] += len(y)
+        state.batch += 1
+        if state.step % 20 == 0:
+            writer.add_scalar("loss/train", loss.item(), state.step)
+            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{state.lr:.3g}")
+    state.train_seconds += time.perf_counter() - t0
+    runtime.all_reduce_sum(sums)
+    return {"epoch": state.epoch + 1, "lr": state.lr, "train_loss": (sums[0] / sums[2]).item(),
+            "train_acc": (sums[1] / sums[2]).item(), "seconds": time.perf_counter() - t0,
+            "images": int(sums[2].item())}
+
+
+def _train_step(state: "_TrainState", x: torch.Tensor, y: torch.Tensor):
+    """One minibatch: ``aug.replays`` forward/backward/update rounds. Returns (loss, #correct)."""
+    model, opt, cfg, aug = state.model, state.optimizer, state.cfg, state.aug
+    for _ in range(aug.replays):
+        state.set_lr()
+        batch = aug(model, x, y)                      # AugBatch: x [B, C, H, W] in [0, 1]
+        xb = batch.x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else batch.x
+        with runtime.autocast(state.device, cfg.amp):
+            logits = model(xb)
+        losses = F.cross_entropy(logits.float(), batch.y, reduction="none", label_smoothing=cfg.label_smoothing)
+        loss = (losses * batch.weight).mean() if batch.weight is not None else losses.mean()
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(f"non-finite training loss ({loss.item()}) at step {state.step}, "
+                                f"epoch {state.epoch + 1}")
+        opt.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()
+        aug.after_backward()
+        state.scaler.step(opt)
+        state.scaler.update()
+        state.step += 1
+    return loss, (logits.argmax(1) == batch.y).sum()
+
+
+# ----------------------------------------------------------------------------- state and checkpoints
+
+class _TrainState:
+    """Everything the loop mutates, and how it goes into / comes out of a checkpoint."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    @classmethod
+    def create(cls, model, dataset, cfg, device, aug, out, extra_config):
+        info = runtime.dist_info()
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        train_model = model
+        if info.enabled:
+            ids = [device.index] if device.type == "cuda" else None
+            train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                              weight_decay=cfg.weight_decay)
+        loader = DeviceLoader(dataset.train.images, dataset.train.labels, batch_size=cfg.batch_size,
+                              device=device, crop_pad=dataset.crop_pad, flip=dataset.flip, seed=cfg.seed,
+                              rank=info.rank, world_size=info.world_size)
+        total_epochs = math.ceil(cfg.epochs / aug.replays)
+        fp16 = cfg.amp and runtime.autocast_dtype(device) == torch.float16
+        return cls(model=train_model, optimizer=opt, cfg=cfg, device=device, aug=aug, out=out,
+                   dataset=dataset, loader=loader, total_epochs=total_epochs,
+                   total_steps=total_epochs * len(loader) * aug.replays, epoch=0, batch=0, step=0,
+                   lr=cfg.lr, history=[], train_seconds=0.0, best_acc=-1.0, extra_config=extra_config,
+                   scaler=torch.amp.GradScaler(device.type, enabled=fp16))
+
+    def set_lr(self) -> None:
+        self.lr = self.cfg.lr * SCHEDULES[self.cfg.schedule](self.step / max(1, self.total_steps))
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.lr
+
+    def finish_epoch(self, record: dict, writer) -> None:
+        record["test_acc"] = accuracy(self.model, self.dataset.test, device=self.device,
+                                      batch_size=self.cfg.eval_batch_size, amp=self.cfg.amp,
+                                      channels_last=self.cfg.channels_last)
+        self.history.append(record)
+        self.epoch, self.batch = self.epoch + 1, 0
+        for key in ("train_loss", "train_acc", "test_acc"):
+            tag = {"train_loss": "loss/train_epoch", "train_acc": "acc/train", "test_acc": "acc/clean"}[key]
+            writer.add_scalar(tag, record[key], self.epoch)
+        writer.add_scalar("lr", record["lr"], self.epoch)
+        extra = "".join(f"  {k} {v:.3f}" for k, v in record.items()
+                        if k not in {"epoch", "lr", "train_loss", "train_acc", "test_acc", "seconds", "images"}
+                        and isinstance(v, float))
+        print(f"epoch {self.epoch}/{self.total_epochs}  loss {record['train_loss']:.4f}  "
+              f"train {record['train_acc']:.2%}  test {record['test_acc']:.2%}  lr {record['lr']:.3g}  "
+              f"{record['seconds']:.1f}s ({record['images'] / record['seconds']:.0f} img/s){extra}",
+              file=sys.stderr, flush=True)
+        self.save(best=record["test_acc"] > self.best_acc)
+
+    def checkpoint(self) -> dict:
+        model = unwrap(self.model)
+        return {
+            "kind": "classifier", "version": runs.PROJECT_VERSION,
+            "config": {"model": classifier_config(model), "train": asdict(self.cfg), **self.extra_config},
+            "dataset": self.dataset.name, "num_classes": self.dataset.num_classes,
+            "classes": list(self.dataset.classes),
+            "model": model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(), "augmenter": self.aug.state_dict(),
+            "epoch": self.epoch, "batch": self.batch, "step": self.step, "rng": runtime.rng_state(),
+            "history": self.history, "train_seconds": self.train_seconds, "best_acc": self.best_acc,
+        }
+
+    def save(self, best: bool = False) -> None:
+        if not runtime.dist_info().is_main:
+            return
+        ckpt = self.checkpoint()
+        runs.atomic_save(ckpt, self.out / runs.CHECKPOINT_NAME)
+        if best:
+            self.best_acc = self.history[-1]["test_acc"]
+            ckpt["best_acc"] = self.best_acc
+            runs.atomic_save(ckpt, self.out / "best.pt")
+        runs.update_metrics(self.out, self.metrics())
+
+    def load(self, ckpt: dict) -> None:
+        unwrap(self.model).load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.aug.load_state_dict(ckpt["augmenter"])
+        for k in ("epoch", "batch", "step", "history", "train_seconds", "best_acc"):
+            setattr(self, k, ckpt[k])
+        runtime.set_rng_state(ckpt["rng"])
+        self.set_lr()
+
+    def metrics(self) -> dict:
+        last = self.history[-1] if self.history else {}
+        images = sum(r["images"] for r in self.history)
+        return {
+            "dataset": self.dataset.name, **self.aug.describe(), "arch": self.extra_config.get("arch"),
+            "clean_acc": last.get("test_acc"), "best_clean_acc": max((r["test_acc"] for r in self.history), default=None),
+            "epochs_done": self.epoch, "epochs": self.total_epochs, "train_seconds": self.train_seconds,
+            "images_per_second": images / self.train_seconds if self.train_seconds else None,
+            "history": self.history,
+        }
+
+    def final_metrics(self) -> dict:
+        if runtime.dist_info().is_main:
+            runs.atomic_save(self.checkpoint(), self.out / "final.pt")
+            return runs.update_metrics(self.out, self.metrics())
+        return self.metrics()

@@ -1,0 +1,2 @@
+"""click commands, grouped by concern; ``cli.py`` assembles them. Bodies only parse options and call
+library functions (``pipeline`` and the packages)."""
