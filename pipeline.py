@@ -8,6 +8,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import torch
+
 import runs
 import runtime
 from augment import build_augmenter
@@ -49,13 +51,21 @@ def train_classifier(run: ClassifierRun, out: str | Path, *, device: str = "auto
 
 def evaluate_classifier(checkpoint: str | Path, *, data_dir: str = "datasets", dataset: str | None = None,
                         device: str = "auto", batch_size: int = 500, write: bool = True) -> dict:
-    """Clean test accuracy of a trained classifier; merged into the run's metrics.json when ``write``."""
+    """Clean test accuracy of a trained classifier; merged into the run's metrics.json when ``write``.
+
+    Uses the precision settings the run was trained (and evaluated each epoch) with, so it reproduces
+    the accuracy the training logged.
+    """
     dev = runtime.pick_device(device)
     model, ckpt = load_classifier(checkpoint, dev)
     ds = load_dataset(dataset or ckpt["dataset"], data_dir)
     check_compatible(ds, ckpt, what="classifier checkpoint")
+    train_cfg = ckpt["config"].get("train", {})
+    amp, channels_last = train_cfg.get("amp", False), train_cfg.get("channels_last", False)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     result = {"dataset": ds.name, "clean_acc": accuracy(model, ds.test, device=dev, batch_size=batch_size,
-                                                        amp=False, channels_last=False)}
+                                                        amp=amp, channels_last=channels_last)}
     if write:
         run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
         runs.update_metrics(run_dir, result)

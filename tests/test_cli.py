@@ -1,0 +1,72 @@
+"""The CLI through click's runner and, once, as a real process."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.mark.parametrize("command", [[], ["train-classifier"], ["evaluate"]])
+def test_help(command):
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_train_then_evaluate_reproduces_the_accuracy(tmp_path):
+    out = tmp_path / "run"
+    result = invoke("train-classifier", "--dataset", "digits", "--arch", "densenet-bc-22-8", "--epochs", 1,
+                    "--batch-size", 128, "--out", out)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "digits" and metrics["augment"] == "none" and 0 <= metrics["clean_acc"] <= 1
+    assert any(p.name.startswith("events.out.tfevents") for p in out.iterdir())
+    assert json.loads((out / "config.json").read_text())["run"]["arch"] == "densenet-bc-22-8"
+    result = invoke("evaluate", out, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["clean_acc"] == metrics["clean_acc"]
+
+    again = invoke("train-classifier", "--dataset", "digits", "--out", out)   # never overwrite a run
+    assert again.exit_code == 2 and "already holds a run" in again.output
+    resumed = invoke("train-classifier", "--out", out, "--resume")            # finished: nothing to do
+    assert resumed.exit_code == 0, resumed.output
+
+
+def test_offline_cifar_is_one_clear_line(tmp_path):
+    result = invoke("train-classifier", "--dataset", "cifar100", "--data-dir", tmp_path / "nonexistent",
+                    "--out", tmp_path / "o", "--epochs", 1)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and "cifar-100-python.tar.gz" in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_wrong_kind_of_checkpoint_for_evaluate(tmp_path):
+    import runs
+    runs.atomic_save({"kind": "gan", "config": {}}, tmp_path / "checkpoint.pt")
+    result = invoke("evaluate", tmp_path)
+    assert result.exit_code == 2 and "is a gan checkpoint" in result.output
+
+
+@pytest.mark.slow
+def test_real_process_entry_point(tmp_path):
+    """``python cli.py`` as users run it, through ``main()`` (which tunes the allocator and re-execs)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("GLIBC_TUNABLES", None)
+    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "train-classifier", "--dataset", "digits",
+                           "--arch", "densenet-bc-22-8", "--epochs", "1", "--batch-size", "256",
+                           "--out", str(tmp_path / "r")], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "epoch 1/1" in proc.stderr and (tmp_path / "r" / "final.pt").exists()

@@ -1,0 +1,105 @@
+"""The classifier training loop: the augmenter hook, learning, exact resume, non-finite loss."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from augment import AugBatch, Augmenter
+from classifier import NonFiniteLoss, TrainConfig, build_classifier, fit
+from runs import read_json
+
+
+class CountingAugmenter(Augmenter):
+    """A toy augmenter: adds a constant, replays each batch twice, counts every hook call."""
+    name = "toy"
+
+    def __init__(self, replays=2):
+        self.replays, self.calls, self.after, self.epochs = replays, 0, 0, []
+
+    def __call__(self, model, x, y):
+        self.calls += 1
+        assert model.training
+        return AugBatch((x + 0.01).clamp(0, 1), y, torch.ones(len(y)))
+
+    def after_backward(self):
+        self.after += 1
+
+    def set_epoch(self, epoch):
+        self.epochs.append(epoch)
+
+    def state_dict(self):
+        return {"calls": self.calls}
+
+
+def _model(ds):
+    mean, std = ds.channel_stats()
+    return build_classifier("densenet-bc-22-8", num_classes=10, in_channels=1, mean=mean, std=std)
+
+
+def test_hook_replays_and_epoch_division(tiny_digits, tmp_path):
+    torch.manual_seed(0)
+    aug = CountingAugmenter(replays=2)
+    cfg = TrainConfig(epochs=3, batch_size=64, lr=0.05)
+    metrics = fit(_model(tiny_digits), tiny_digits, cfg=cfg, out=tmp_path, device=torch.device("cpu"), augmenter=aug)
+    epochs, batches = math.ceil(3 / 2), math.ceil(256 / 64)
+    assert metrics["epochs_done"] == epochs and aug.epochs == [0, 1]
+    assert aug.calls == aug.after == epochs * batches * 2
+    assert read_json(tmp_path / "metrics.json")["augment"] == "toy"
+    assert {"checkpoint.pt", "final.pt", "best.pt", "metrics.json"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_training_learns(tiny_digits, tmp_path):
+    torch.manual_seed(0)
+    cfg = TrainConfig(epochs=5, batch_size=16, lr=0.1, schedule="cosine")
+    m = fit(_model(tiny_digits), tiny_digits, cfg=cfg, out=tmp_path, device=torch.device("cpu"),
+            augmenter=Augmenter())
+    losses = [r["train_loss"] for r in m["history"]]
+    assert losses[-1] < 0.75 * losses[0]
+    assert m["clean_acc"] > 0.3          # chance is 0.1 (80 steps of a tiny model)
+    assert m["images_per_second"] > 0 and len(m["history"]) == 5
+
+
+class StopAfter:
+    """An epoch hook that simulates a crash after ``n`` finished epochs (before the next save)."""
+
+    def __init__(self, n):
+        self.n, self.seen = n, 0
+
+    def __call__(self, model, record):
+        self.seen += 1
+        if self.seen > self.n:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_resume_is_bit_exact(tiny_digits, tmp_path, amp):
+    cfg = TrainConfig(epochs=3, batch_size=64, lr=0.05, amp=amp)
+    cpu = torch.device("cpu")
+    torch.manual_seed(1)
+    straight = _model(tiny_digits)
+    fit(straight, tiny_digits, cfg=cfg, out=tmp_path / "a", device=cpu, augmenter=CountingAugmenter(1))
+
+    torch.manual_seed(1)
+    with pytest.raises(KeyboardInterrupt):
+        fit(_model(tiny_digits), tiny_digits, cfg=cfg, out=tmp_path / "b", device=cpu,
+            augmenter=CountingAugmenter(1), epoch_hooks=[StopAfter(1)])
+    torch.manual_seed(12345)   # whatever the process did meanwhile, resume restores every RNG
+    resumed = _model(tiny_digits)
+    aug = CountingAugmenter(1)
+    fit(resumed, tiny_digits, cfg=cfg, out=tmp_path / "b", device=cpu, augmenter=aug, resume=True)
+    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+    a, b = read_json(tmp_path / "a" / "metrics.json"), read_json(tmp_path / "b" / "metrics.json")
+    assert [r["test_acc"] for r in a["history"]] == [r["test_acc"] for r in b["history"]]
+
+
+def test_non_finite_loss_names_the_step(tiny_digits, tmp_path):
+    class Poison(Augmenter):
+        def __call__(self, model, x, y):
+            return AugBatch(x * float("nan"), y)
+
+    with pytest.raises(NonFiniteLoss, match="at step 0"):
+        fit(_model(tiny_digits), tiny_digits, cfg=TrainConfig(epochs=1, batch_size=64), out=tmp_path,
+            device=torch.device("cpu"), augmenter=Poison())
