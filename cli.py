@@ -12,6 +12,7 @@ import sys
 import click
 
 from commands.classifier import evaluate, train_classifier
+from commands.gan import grid, train_gan
 
 # glibc's default malloc unmaps large freed blocks and page-faults them back on the next step;
 # DenseNet's concatenations allocate 10-110 MB temporaries every layer. Keeping freed memory made
@@ -34,6 +35,8 @@ def cli():
 
 cli.add_command(train_classifier)
 cli.add_command(evaluate)
+cli.add_command(train_gan)
+cli.add_command(grid)
 
 
 def _tune_process() -> None:

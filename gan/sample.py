@@ -13,6 +13,7 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
+from grids import save_labelled_grid
 from runs import CheckpointError, load_checkpoint
 
 from .models import Critic, GANConfig, Generator
@@ -122,3 +123,21 @@ def check_compatible(info: dict, *, num_classes: int, channels: int, image_size:
         raise CheckpointError(
             f"{path} was trained on {info.get('dataset')} ({want[0]} classes, {want[1]}x{want[2]}x{want[2]} images) "
             f"but data set {dataset or '?'} has {num_classes} classes, {channels}x{image_size}x{image_size} images")
+
+
+@torch.no_grad()
+def save_sample_grid(generator: Generator, path: str | os.PathLike, *, classes: list[str] | None = None,
+                     columns: int = 10, seed: int = 1, truncation: float | None = None, scale: int = 1,
+                     max_classes: int = 100) -> torch.Tensor:
+    """PNG grid of class-conditional samples from fixed noise: one row per class, ``columns`` samples each.
+
+    Returns the grid [3, H, W] in [0, 1] (for TensorBoard's ``add_image``).
+    """
+    device = next(generator.parameters()).device
+    k = min(generator.cfg.num_classes, max_classes)
+    rng = torch.Generator(device=device).manual_seed(seed)
+    z = torch.randn(k * columns, generator.cfg.z_dim, device=device, generator=rng)   # [K*cols, z_dim]
+    y = torch.arange(k, device=device).repeat_interleave(columns)                      # row r = class r
+    x = sample(generator, y, z, truncation, rng=rng)                                   # [K*cols, C, 32, 32]
+    labels = list(classes)[:k] if classes else [str(i) for i in range(k)]
+    return save_labelled_grid(x.cpu(), path, nrow=columns, row_labels=labels, scale=scale)

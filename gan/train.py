@@ -16,11 +16,10 @@ from tqdm import tqdm
 import runs
 import runtime
 from data import DeviceLoader, ImageDataset
-from grids import save_labelled_grid
 
 from .losses import adversarial_loss, aux_class_loss, penalty
 from .models import MODEL_PRESETS, Critic, GANConfig, Generator, model_config
-from .sample import check_compatible, recalibrate_bn, sample
+from .sample import check_compatible, recalibrate_bn, save_sample_grid
 
 
 # ----------------------------------------------------------------------------- configs and presets
@@ -61,7 +60,7 @@ class TrainConfig:
 
 TRAIN_PRESETS: dict[str, dict] = {
     "cifar": dict(steps=100_000, n_critic=5, batch_size=64, ema_decay=0.999),
-    "small": dict(steps=1500, n_critic=2, batch_size=64, gp_every=4, ac_weight_fake=0.5, ema_decay=0.995,
+    "small": dict(steps=1500, n_critic=2, batch_size=64, gp_every=4, ac_weight_fake=1.0, ema_decay=0.995,
                   ckpt_every=500, sample_every=250),
 }
 PRESETS = sorted(set(MODEL_PRESETS) & set(TRAIN_PRESETS))
@@ -287,14 +286,9 @@ def _flush(stats: dict[str, list], writer, step: int) -> dict[str, str]:
 
 def _write_grid(trainer: GANTrainer, out: Path, writer, classes: list[str]) -> None:
     """Class-conditional samples of the EMA generator from fixed noise: rows = classes."""
-    cols, k = trainer.cfg.grid_columns, trainer.mcfg.num_classes
-    rng = torch.Generator(device=trainer.device).manual_seed(trainer.cfg.seed + 1)
-    z = torch.randn(k * cols, trainer.mcfg.z_dim, device=trainer.device, generator=rng)
-    y = torch.arange(k, device=trainer.device).repeat_interleave(cols)
     recalibrate_bn(trainer.ema, seed=trainer.cfg.seed)
-    x = sample(trainer.ema, y, z)                                   # [K*cols, C, 32, 32] in [0, 1]
-    grid = save_labelled_grid(x.cpu(), out / "samples" / f"step_{trainer.step:06d}.png", nrow=cols,
-                              row_labels=list(classes))
+    grid = save_sample_grid(trainer.ema, out / "samples" / f"step_{trainer.step:06d}.png", classes=classes,
+                            columns=trainer.cfg.grid_columns, seed=trainer.cfg.seed + 1)
     writer.add_image("samples", grid, trainer.step)
 
 
