@@ -1,4 +1,13 @@
-"""Pluggable augmenters for the classifier's training loop, built by name."""
-from .base import AugBatch, Augmenter, augmenter_names, build_augmenter, register_augmenter
+"""Pluggable augmenters for the classifier's training loop, built by name, and the attacks they use.
 
-__all__ = ["AugBatch", "Augmenter", "augmenter_names", "build_augmenter", "register_augmenter"]
+The attack functions live in ``augment.attacks`` (``from augment.attacks import fgsm, pgd``): the
+names ``augment.fgsm`` / ``augment.pgd`` / ``augment.free`` are the augmenter modules.
+"""
+from . import fgsm, free, pgd   # noqa: F401  (importing them registers the augmenters)
+from .attack_mode import as_logits, attack_mode
+from .attacks import ATTACK_LOSSES, predict
+from .base import AugBatch, Augmenter, augmenter_names, build_augmenter, register_augmenter
+from .mixing import MixingAugmenter
+
+__all__ = ["AugBatch", "Augmenter", "augmenter_names", "build_augmenter", "register_augmenter",
+           "MixingAugmenter", "attack_mode", "as_logits", "ATTACK_LOSSES", "predict"]

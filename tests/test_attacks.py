@@ -8,19 +8,23 @@ import torch.nn as nn
 from augment.attack_mode import attack_mode
 from augment.attacks import ATTACK_LOSSES, cw_loss, fgsm, keep_worst, pgd, predict
 from classifier import build_classifier
-from tests.tiny_digits import held_out_batch, trained_tiny_model
+from tests.tiny_digits import held_out_batch, tiny_cnn, trained_tiny_model
 
 EPS = 0.1
 
 
 def small_model(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
+    return tiny_cnn(seed)
+
+
+def densenet() -> nn.Module:
+    torch.manual_seed(0)
     return build_classifier("densenet-bc-22-8", num_classes=10, in_channels=1)
 
 
 def toy_batch(n: int = 6):
     g = torch.Generator().manual_seed(1)
-    x = torch.rand(n, 1, 32, 32, generator=g)
+    x = torch.rand(n, 1, 16, 16, generator=g)
     x[0] = 0.0                                    # corners of the pixel box: projection must clamp
     x[1] = 1.0
     return x, torch.randint(0, 10, (n,), generator=g)
@@ -45,23 +49,28 @@ def test_attack_stays_in_eps_ball_and_pixel_range(name):
     assert (x_adv != x).any()
 
 
-@pytest.mark.parametrize("name", ATTACKS)
+@pytest.mark.parametrize("name, arch", [(n, "tiny-cnn") for n in ATTACKS]
+                         + [("fgsm-random", "densenet"), ("pgd-cw-restarts", "densenet")])
 @pytest.mark.parametrize("start_training", [True, False])
-def test_attack_leaves_model_as_found(name, start_training):
-    model = small_model()
+def test_attack_leaves_model_as_found(name, arch, start_training):
+    model = small_model() if arch == "tiny-cnn" else densenet()
+    x, y = toy_batch()
+    if arch == "densenet":
+        x = torch.nn.functional.interpolate(x, size=32)
+    first = next(iter(model.parameters()))
     model.train(start_training)
-    model.features[1].train(not start_training)           # a mixed state must come back exactly
-    model.head.weight.requires_grad_(False)                 # and so must a frozen parameter
-    sentinel = torch.full_like(model.features[1].weight, 3.0)
-    model.features[1].weight.grad = sentinel.clone()
+    next(iter(model.children())).train(not start_training)   # a mixed state must come back exactly
+    model.get_submodule("head" if arch == "densenet" else "9").weight.requires_grad_(False)  # frozen too
+    sentinel = torch.full_like(first, 3.0)
+    first.grad = sentinel.clone()
     modes = {n: m.training for n, m in model.named_modules()}
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
     bn_stats = [b.clone() for b in model.buffers()]
-    ATTACKS[name](model, *toy_batch())
+    ATTACKS[name](model, x, y)
     assert {n: m.training for n, m in model.named_modules()} == modes
     assert {n: p.requires_grad for n, p in model.named_parameters()} == flags
-    assert torch.equal(model.features[1].weight.grad, sentinel)
-    assert all(p.grad is None for n, p in model.named_parameters() if n != "features.1.weight")
+    assert torch.equal(first.grad, sentinel)
+    assert all(p.grad is None for p in model.parameters() if p is not first)
     assert all(torch.equal(a, b) for a, b in zip(bn_stats, model.buffers()))   # eval BN: stats untouched
 
 
@@ -70,7 +79,7 @@ def test_attack_mode_restores_on_exception():
     with pytest.raises(RuntimeError):
         with attack_mode(model) as forward:
             assert not model.training and not any(p.requires_grad for p in model.parameters())
-            forward(torch.rand(2, 1, 32, 32))
+            forward(torch.rand(2, 1, 16, 16))
             raise RuntimeError("boom")
     assert all(m.training for m in model.modules())
     assert all(p.requires_grad for p in model.parameters())
@@ -119,12 +128,12 @@ def test_keep_worst_never_gives_back_a_broken_sample():
 # ----------------------------------------------------------------------------- on a trained model
 
 def test_pgd_breaks_at_least_what_fgsm_breaks_on_a_trained_model():
-    model, (x, y) = trained_tiny_model(), held_out_batch(128)
+    model, (x, y) = trained_tiny_model(), held_out_batch(96)
     clean = predict(model, x) == y
     assert clean.float().mean() > 0.7, "the tiny model should have learnt digits"
     eps = 0.05
     fgsm_ok = clean & (predict(model, fgsm(model, x, y, eps=eps, random_start=False)) == y)
-    pgd_ok = clean & (predict(model, pgd(model, x, y, eps=eps, steps=10)) == y)
+    pgd_ok = clean & (predict(model, pgd(model, x, y, eps=eps, steps=7)) == y)
     assert pgd_ok.sum() <= fgsm_ok.sum() < clean.sum()
     assert pgd_ok.sum() < clean.sum() // 2
 

@@ -58,3 +58,13 @@ def held_out_batch(n: int = 128):
     """The first ``n`` test images as float [n, 1, 32, 32] in [0, 1] and their labels [n]."""
     split = digits().test
     return split.images[:n].float() / 255, split.labels[:n]
+
+
+def tiny_cnn(seed: int = 0, in_channels: int = 1, num_classes: int = 10) -> torch.nn.Module:
+    """A few-hundred-parameter CNN with batch norm and dropout (modes that attacks must restore), for
+    tests of the mechanics that need no trained DenseNet."""
+    torch.manual_seed(seed)
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.Dropout(0.1), nn.Conv2d(8, 8, 3, stride=2), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes))
