@@ -16,7 +16,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from augment.attack_mode import attack_mode
-from augment.attacks import fgsm, pgd
+from augment.attacks import fgsm, pgd, predict
 from classifier import accuracy
 from data import Split
 
@@ -34,7 +34,8 @@ def as_pixels(images: torch.Tensor) -> torch.Tensor:
 
 def clean_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 500,
                    device: torch.device, amp: bool = False) -> float:
-    """Top-1 accuracy on uint8 ``images`` ``[N, C, H, W]``: ``classifier.accuracy`` on a Split."""
+    """Top-1 accuracy on uint8 ``images`` ``[N, C, H, W]`` (``classifier.accuracy`` on a Split: sharded
+    across ranks under torchrun; ``amp`` as in training, off by default to match ``robust_accuracy``)."""
     return accuracy(model, Split(images, labels), device=device, batch_size=batch_size, amp=amp)
 
 
@@ -94,9 +95,8 @@ def _robust_counts(forward, x: torch.Tensor, y: torch.Tensor, *, eps: float, ste
                          *(int(p.sum()) for p in per_loss)])
 
 
-@torch.no_grad()
 def _correct(forward, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return forward(x).argmax(1) == y                                         # [B] bool
+    return predict(forward, x) == y                                          # [B] bool
 
 
 # ----------------------------------------------------------------------------- catastrophic overfitting
