@@ -36,7 +36,8 @@ def _opt(flag: str, field: str, type_, help_: str):
               show_default="cifar100; with --resume the run's", help="Data set name.")
 @data_dir_option
 @click.option("--preset", type=click.Choice(PRESETS), default="cifar", show_default=True,
-              help="Architecture and hyperparameters: cifar (reference widths, GPU) or small (CPU minutes).")
+              help="Architecture and hyperparameters: cifar (reference widths, GPU) or small (CPU minutes). "
+                   "With --resume the run's settings win; only --steps can extend it.")
 @_opt("--steps", "steps", click.IntRange(min=1), "Generator steps (with --resume: may extend the run).")
 @_opt("--batch-size", "batch_size", click.IntRange(min=1), "Batch size per critic / generator step.")
 @_opt("--n-critic", "n_critic", click.IntRange(min=1), "Critic steps per generator step.")
@@ -77,7 +78,8 @@ def train_gan(dataset, data_dir, preset, out, device, seed, resume, **overrides)
         dataset = runs.load_checkpoint(out, kind="gan")["dataset"] if resume else "cifar100"
     model_cfg, cfg = preset_configs(preset, seed=seed, **overrides)
     ds = load_dataset(dataset, data_dir)
-    summary = run_training(ds, out, model_cfg=model_cfg, cfg=cfg, device=dev, resume=resume)
+    summary = run_training(ds, out, model_cfg=model_cfg, cfg=cfg, device=dev, resume=resume,
+                           extend_to=overrides["steps"] if resume else None)
     click.echo(f"done: {summary['gan_steps']} generator steps on {dataset} in {summary['train_seconds']:.0f} s; "
                f"samples in {Path(out) / 'samples'}, generator in {Path(out) / 'checkpoint.pt'}")
 

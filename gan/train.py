@@ -195,20 +195,21 @@ class GANTrainer:
 
 def train_gan(dataset: ImageDataset, out: str | Path, *, model_cfg: GANConfig, cfg: TrainConfig,
               device: torch.device, resume: bool = False, progress: bool = True,
-              stop_at: int | None = None) -> dict:
+              stop_at: int | None = None, extend_to: int | None = None) -> dict:
     """Train an AC-GAN on ``dataset`` into the run directory ``out``; returns a summary dict.
 
     Args:
         model_cfg: architecture (class count and channels are taken from the data set).
-        cfg: hyperparameters. With ``resume`` both configs come from ``out/checkpoint.pt`` (only
-            ``cfg.steps`` may extend the run), and the run continues bit-exactly where it stopped.
+        cfg: hyperparameters. With ``resume`` both configs come from ``out/checkpoint.pt`` (``model_cfg``
+            and ``cfg`` are ignored) and the run continues bit-exactly where it stopped.
         stop_at: stop after this generator step (checkpointed) as if interrupted; None runs to the end.
+        extend_to: with ``resume``, a new total step count (the lr decay stretches to it).
     """
     out, info = Path(out), runtime.dist_info()
     if info.is_main:
         runs.prepare_run_dir(out, resume=resume)
     runtime.barrier()
-    trainer = _make_trainer(dataset, out, model_cfg, cfg, device, resume)
+    trainer = _make_trainer(dataset, out, model_cfg, cfg, device, resume, extend_to)
     cfg, end = trainer.cfg, min(trainer.cfg.steps, stop_at or trainer.cfg.steps)
     if info.is_main:
         runs.write_json(out / "config.json", {"kind": "gan", "dataset": dataset.name, "version": runs.PROJECT_VERSION,
@@ -241,7 +242,7 @@ def train_gan(dataset: ImageDataset, out: str | Path, *, model_cfg: GANConfig, c
 
 
 def _make_trainer(dataset: ImageDataset, out: Path, model_cfg: GANConfig, cfg: TrainConfig,
-                  device: torch.device, resume: bool) -> GANTrainer:
+                  device: torch.device, resume: bool, extend_to: int | None = None) -> GANTrainer:
     info = runtime.dist_info()
     if not resume:
         runtime.seed_everything(cfg.seed)
@@ -253,7 +254,7 @@ def _make_trainer(dataset: ImageDataset, out: Path, model_cfg: GANConfig, cfg: T
                          image_size=dataset.image_size, dataset=dataset.name, path=out)
         saved = TrainConfig(**ckpt["config"]["train"])
         trainer = GANTrainer(GANConfig.from_dict(ckpt["config"]["model"]),
-                             replace(saved, steps=max(cfg.steps, saved.steps)), device)
+                             replace(saved, steps=max(extend_to or 0, saved.steps)), device)
         trainer.load_state_dict(ckpt)
     if info.enabled:                                 # different z and labels per rank
         torch.manual_seed(trainer.cfg.seed + 7919 * info.rank + 104_729 * trainer.step)

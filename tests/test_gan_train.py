@@ -120,3 +120,33 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
         train_gan(tiny_dataset(num_classes=5), tmp_path / "g", model_cfg=TINY_MODEL, cfg=TINY_TRAIN,
                   device=torch.device("cpu"), progress=False, resume=True)
     assert "\n" not in str(e.value)
+
+
+# ----------------------------------------------------------------------------- CLI (click's CliRunner)
+
+def test_cli_train_gan_grid_and_errors(tmp_path):
+    from click.testing import CliRunner
+
+    from commands.gan import grid, train_gan as train_cmd
+    runner, out = CliRunner(), tmp_path / "gan"
+    args = ["--dataset", "digits", "--preset", "small", "--steps", "2", "--batch-size", "8", "--out", str(out),
+            "--device", "cpu"]
+    r = runner.invoke(train_cmd, args)
+    assert r.exit_code == 0, r.output
+    assert (out / "samples" / "step_000002.png").is_file()
+    png = tmp_path / "grid.png"
+    r = runner.invoke(grid, ["--kind", "samples", "--gan", str(out), "--out", str(png), "--columns", "3"])
+    assert r.exit_code == 0, r.output
+    from PIL import Image
+    with Image.open(png) as im:                # 10 rows of 2x-scaled 32-px cells, 3 columns, a label column
+        assert im.size[1] == 2 + 10 * (64 + 2) and im.size[0] > 2 + 3 * (64 + 2)
+    # a classifier checkpoint where a GAN is expected: one line, exit 2
+    runs.atomic_save({"kind": "classifier", "config": {}}, tmp_path / "clf" / "checkpoint.pt")
+    r = runner.invoke(grid, ["--gan", str(tmp_path / "clf"), "--out", str(png)])
+    assert r.exit_code == 2 and "classifier checkpoint" in r.output and len(r.output.strip().splitlines()) == 1
+    r = runner.invoke(grid, ["--kind", "nope", "--gan", str(out), "--out", str(png)])
+    assert r.exit_code == 2 and "samples" in r.output
+    # resuming on a data set with another class count / channels: one line, exit 2
+    r = runner.invoke(train_cmd, ["--dataset", "cifar10", "--out", str(out), "--resume", "--device", "cpu",
+                                  "--data-dir", str(tmp_path / "none")])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1
