@@ -7,6 +7,9 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import signal
+import sys
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -126,3 +129,52 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True when ``flag`` is true on any rank (``flag`` itself in a single process)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+# ----------------------------------------------------------------------------- graceful stop
+
+class Interrupted(Exception):
+    """Training stopped on request after saving a checkpoint; the message says how to resume."""
+
+
+class GracefulStop:
+    """Within this context the first SIGINT/SIGTERM only sets ``requested``: the training loop saves a
+    checkpoint at the next step boundary and stops. A second SIGINT interrupts at once. Handlers are
+    installed only in the main thread and restored on exit.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self.signal_name = ""
+        self._previous: dict = {}
+
+    def __enter__(self) -> "GracefulStop":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested, self.signal_name = True, signal.Signals(signum).name
+        print(f"\n{self.signal_name}: saving a checkpoint at the next step boundary "
+              f"(press Ctrl-C again to abort without saving)", file=sys.stderr, flush=True)
+
+    def should_stop(self, device: torch.device) -> bool:
+        """Whether to stop now; all ranks agree (any rank's request stops every rank)."""
+        return any_rank(self.requested, device)

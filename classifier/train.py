@@ -6,6 +6,7 @@ test accuracy every epoch, atomic checkpoints with everything needed for an exac
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -39,6 +40,7 @@ class TrainConfig:
     channels_last: bool = True
     seed: int = 0
     eval_batch_size: int = 500
+    nonfinite: str = "stop"           # stop | skip: what a NaN/inf training loss does
 
 
 SCHEDULES: dict[str, Callable[[float], float]] = {
@@ -80,7 +82,7 @@ def accuracy(model: nn.Module, split: Split, *, device: torch.device, batch_size
 def fit(model: nn.Module, dataset: ImageDataset, *, cfg: TrainConfig, out: str | Path,
         device: torch.device, augmenter, resume: bool = False,
         epoch_hooks: Iterable[Callable[[nn.Module, dict], dict]] = (),
-        extra_config: dict | None = None) -> dict:
+        extra_config: dict | None = None, stop: runtime.GracefulStop | None = None) -> dict:
     """Train ``model`` on ``dataset`` and write checkpoints, TensorBoard scalars and metrics.json.
 
     Args:
@@ -98,46 +100,54 @@ def fit(model: nn.Module, dataset: ImageDataset, *, cfg: TrainConfig, out: str |
     state = _TrainState.create(model, dataset, cfg, device, augmenter, Path(out), extra_config or {})
     if resume:
         state.load(runs.load_checkpoint(Path(out), kind="classifier", map_location=device))
-    info = runtime.dist_info()
-    writer = runs.make_writer(out, enabled=info.is_main)
-    try:
+    writer = runs.make_writer(out, enabled=runtime.dist_info().is_main)
+    with (stop if stop is not None else runtime.GracefulStop()) as stop, contextlib.closing(writer):
         while state.epoch < state.total_epochs:
-            record = _run_epoch(state, writer)
+            record = _run_epoch(state, writer, stop)
             for hook in epoch_hooks:
                 record.update(hook(unwrap(state.model), record) or {})
             state.finish_epoch(record, writer)
-    finally:
-        writer.close()
     return state.final_metrics()
 
 
-def _run_epoch(state: "_TrainState", writer) -> dict:
-    cfg, loader = state.cfg, state.loader
+def _run_epoch(state: "_TrainState", writer, stop: runtime.GracefulStop) -> dict:
+    loader = state.loader
     loader.set_epoch(state.epoch)
     state.aug.set_epoch(state.epoch)
-    t0, sums = time.perf_counter(), torch.zeros(3, dtype=torch.float64, device=state.device)  # loss, correct, n
+    if state.batch == 0:
+        state.partial.zero_()                 # [loss sum, correct, images, seconds] of this epoch so far
     bar = tqdm(loader.batches(state.batch), total=len(loader), initial=state.batch, leave=False,
                desc=f"epoch {state.epoch + 1}/{state.total_epochs}", unit="batch",
                disable=not runtime.dist_info().is_main, dynamic_ncols=True)
+    t0 = time.perf_counter()
     for x, y in bar:
-        loss, correct = _train_step(state, x, y)
-        sums[0] += loss.detach() * len(y)
-        sums[1] += correct
-        sums[2] += len(y)
+        result = _train_step(state, x, y)
         state.batch += 1
-        if state.step % 20 == 0:
+        if result is not None:
+            loss, correct = result
+            state.partial[0] += loss.detach() * len(y)
+            state.partial[1] += correct
+            state.partial[2] += len(y)
+        if result is not None and state.step % 20 == 0:
             writer.add_scalar("loss/train", loss.item(), state.step)
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{state.lr:.3g}")
-    state.train_seconds += time.perf_counter() - t0
-    runtime.all_reduce_sum(sums)
+        if stop.should_stop(state.device):
+            state.partial[3] += time.perf_counter() - t0
+            state.interrupt(stop.signal_name or "stop requested")
+    state.partial[3] += time.perf_counter() - t0
+    sums = runtime.all_reduce_sum(state.partial[:3].clone())
     return {"epoch": state.epoch + 1, "lr": state.lr, "train_loss": (sums[0] / sums[2]).item(),
-            "train_acc": (sums[1] / sums[2]).item(), "seconds": time.perf_counter() - t0,
+            "train_acc": (sums[1] / sums[2]).item(), "seconds": state.partial[3].item(),
             "images": int(sums[2].item())}
 
 
 def _train_step(state: "_TrainState", x: torch.Tensor, y: torch.Tensor):
-    """One minibatch: ``aug.replays`` forward/backward/update rounds. Returns (loss, #correct)."""
+    """One minibatch: ``aug.replays`` forward/backward/update rounds.
+
+    Returns (loss, #correct) of the last round, or None when every round was skipped as non-finite.
+    """
     model, opt, cfg, aug = state.model, state.optimizer, state.cfg, state.aug
+    result = None
     for _ in range(aug.replays):
         state.set_lr()
         batch = aug(model, x, y)                      # AugBatch: x [B, C, H, W] in [0, 1]
@@ -146,16 +156,17 @@ def _train_step(state: "_TrainState", x: torch.Tensor, y: torch.Tensor):
             logits = model(xb)
         losses = F.cross_entropy(logits.float(), batch.y, reduction="none", label_smoothing=cfg.label_smoothing)
         loss = (losses * batch.weight).mean() if batch.weight is not None else losses.mean()
-        if not torch.isfinite(loss):
-            raise NonFiniteLoss(f"non-finite training loss ({loss.item()}) at step {state.step}, "
-                                f"epoch {state.epoch + 1}")
         opt.zero_grad(set_to_none=True)
+        if runtime.any_rank(not torch.isfinite(loss).item(), state.device):
+            state.non_finite(loss)
+            continue
         state.scaler.scale(loss).backward()
         aug.after_backward()
         state.scaler.step(opt)
         state.scaler.update()
         state.step += 1
-    return loss, (logits.argmax(1) == batch.y).sum()
+        result = loss, (logits.argmax(1) == batch.y).sum()
+    return result
 
 
 # ----------------------------------------------------------------------------- state and checkpoints
@@ -185,8 +196,14 @@ class _TrainState:
         return cls(model=train_model, optimizer=opt, cfg=cfg, device=device, aug=aug, out=out,
                    dataset=dataset, loader=loader, total_epochs=total_epochs,
                    total_steps=total_epochs * len(loader) * aug.replays, epoch=0, batch=0, step=0,
-                   lr=cfg.lr, history=[], train_seconds=0.0, best_acc=-1.0, extra_config=extra_config,
+                   lr=cfg.lr, history=[], best_acc=-1.0, skipped=0, extra_config=extra_config,
+                   partial=torch.zeros(4, dtype=torch.float64, device=device),
                    scaler=torch.amp.GradScaler(device.type, enabled=fp16))
+
+    @property
+    def train_seconds(self) -> float:
+        """Training time (no evaluation) of finished epochs plus the current partial epoch."""
+        return sum(r["seconds"] for r in self.history) + (self.partial[3].item() if self.batch else 0.0)
 
     def set_lr(self) -> None:
         self.lr = self.cfg.lr * SCHEDULES[self.cfg.schedule](self.step / max(1, self.total_steps))
@@ -199,18 +216,27 @@ class _TrainState:
                                       channels_last=self.cfg.channels_last)
         self.history.append(record)
         self.epoch, self.batch = self.epoch + 1, 0
-        for key in ("train_loss", "train_acc", "test_acc"):
-            tag = {"train_loss": "loss/train_epoch", "train_acc": "acc/train", "test_acc": "acc/clean"}[key]
+        tags = {"train_loss": "loss/train_epoch", "train_acc": "acc/train", "test_acc": "acc/clean", "lr": "lr"}
+        for key, tag in tags.items():
             writer.add_scalar(tag, record[key], self.epoch)
-        writer.add_scalar("lr", record["lr"], self.epoch)
-        extra = "".join(f"  {k} {v:.3f}" for k, v in record.items()
-                        if k not in {"epoch", "lr", "train_loss", "train_acc", "test_acc", "seconds", "images"}
-                        and isinstance(v, float))
-        print(f"epoch {self.epoch}/{self.total_epochs}  loss {record['train_loss']:.4f}  "
-              f"train {record['train_acc']:.2%}  test {record['test_acc']:.2%}  lr {record['lr']:.3g}  "
-              f"{record['seconds']:.1f}s ({record['images'] / record['seconds']:.0f} img/s){extra}",
-              file=sys.stderr, flush=True)
+        _log(_summary_line(record, self.total_epochs))
         self.save(best=record["test_acc"] > self.best_acc)
+
+    def non_finite(self, loss: torch.Tensor) -> None:
+        """A NaN/inf loss: stop (the last good checkpoint stays on disk) or skip the batch."""
+        where = f"step {self.step} (epoch {self.epoch + 1}, batch {self.batch})"
+        if self.cfg.nonfinite == "stop":
+            raise NonFiniteLoss(f"non-finite training loss ({loss.item()}) at {where}; the last good "
+                                f"checkpoint is kept in {self.out} (or train with --nonfinite skip)")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.skipped += 1
+        _log(f"warning: non-finite loss at {where}: batch skipped ({self.skipped} so far)")
+
+    def interrupt(self, why: str) -> None:
+        """Save at this step boundary and stop with a message saying how to resume."""
+        self.save()
+        raise runtime.Interrupted(f"{why}: stopped at epoch {self.epoch + 1}, batch {self.batch}; checkpoint "
+                                  f"saved in {self.out}. Resume with --out {self.out} --resume")
 
     def checkpoint(self) -> dict:
         model = unwrap(self.model)
@@ -222,17 +248,18 @@ class _TrainState:
             "model": model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(), "augmenter": self.aug.state_dict(),
             "epoch": self.epoch, "batch": self.batch, "step": self.step, "rng": runtime.rng_state(),
-            "history": self.history, "train_seconds": self.train_seconds, "best_acc": self.best_acc,
+            "partial": self.partial.cpu(), "history": self.history, "best_acc": self.best_acc,
+            "skipped": self.skipped,
         }
 
     def save(self, best: bool = False) -> None:
         if not runtime.dist_info().is_main:
             return
+        if best:
+            self.best_acc = self.history[-1]["test_acc"]
         ckpt = self.checkpoint()
         runs.atomic_save(ckpt, self.out / runs.CHECKPOINT_NAME)
         if best:
-            self.best_acc = self.history[-1]["test_acc"]
-            ckpt["best_acc"] = self.best_acc
             runs.atomic_save(ckpt, self.out / "best.pt")
         runs.update_metrics(self.out, self.metrics())
 
@@ -241,19 +268,21 @@ class _TrainState:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.aug.load_state_dict(ckpt["augmenter"])
-        for k in ("epoch", "batch", "step", "history", "train_seconds", "best_acc"):
+        for k in ("epoch", "batch", "step", "history", "best_acc", "skipped"):
             setattr(self, k, ckpt[k])
+        self.partial = ckpt["partial"].to(self.device)
         runtime.set_rng_state(ckpt["rng"])
         self.set_lr()
 
     def metrics(self) -> dict:
-        last = self.history[-1] if self.history else {}
         images = sum(r["images"] for r in self.history)
+        done = sum(r["seconds"] for r in self.history)
         return {
             "dataset": self.dataset.name, **self.aug.describe(), "arch": self.extra_config.get("arch"),
-            "clean_acc": last.get("test_acc"), "best_clean_acc": max((r["test_acc"] for r in self.history), default=None),
+            "clean_acc": self.history[-1]["test_acc"] if self.history else None,
+            "best_clean_acc": max((r["test_acc"] for r in self.history), default=None),
             "epochs_done": self.epoch, "epochs": self.total_epochs, "train_seconds": self.train_seconds,
-            "images_per_second": images / self.train_seconds if self.train_seconds else None,
+            "images_per_second": images / done if done else None, "skipped_batches": self.skipped,
             "history": self.history,
         }
 
@@ -262,3 +291,16 @@ class _TrainState:
             runs.atomic_save(self.checkpoint(), self.out / "final.pt")
             return runs.update_metrics(self.out, self.metrics())
         return self.metrics()
+
+
+def _summary_line(record: dict, total_epochs: int) -> str:
+    known = {"epoch", "lr", "train_loss", "train_acc", "test_acc", "seconds", "images"}
+    extra = "".join(f"  {k} {v:.3f}" for k, v in record.items() if k not in known and isinstance(v, float))
+    return (f"epoch {record['epoch']}/{total_epochs}  loss {record['train_loss']:.4f}  "
+            f"train {record['train_acc']:.2%}  test {record['test_acc']:.2%}  lr {record['lr']:.3g}  "
+            f"{record['seconds']:.1f}s ({record['images'] / max(record['seconds'], 1e-9):.0f} img/s){extra}")
+
+
+def _log(msg: str) -> None:
+    if runtime.dist_info().is_main:
+        print(msg, file=sys.stderr, flush=True)

@@ -34,23 +34,28 @@ _T = TrainConfig()
               help="bf16 autocast (fp16 with loss scaling where bf16 is missing), or plain fp32.")
 @click.option("--channels-last/--no-channels-last", default=_T.channels_last, show_default=True,
               help="Channels-last memory format for the model and its inputs.")
+@click.option("--nonfinite", type=click.Choice(["stop", "skip"]), default=_T.nonfinite, show_default=True,
+              help="On a NaN/inf loss: stop (keeping the last good checkpoint) or skip the batch.")
 @out_option()
 @device_option
 @seed_option
 @resume_option
 @reports_user_errors
 def train_classifier(dataset, data_dir, arch, augment, epochs, batch_size, lr, schedule, weight_decay,
-                     label_smoothing, amp, channels_last, out, device, seed, resume):
+                     label_smoothing, amp, channels_last, nonfinite, out, device, seed, resume):
     """Train a DenseNet-BC classifier, optionally with an augmenter.
 
     \b
     Examples:
       python cli.py train-classifier --dataset digits --arch densenet-bc-40-12 --epochs 5 --out runs/d
       python cli.py train-classifier --out runs/d --resume
+
+    Ctrl-C (or SIGTERM) saves a checkpoint at the next step boundary; --resume continues exactly.
     """
     from pipeline import ClassifierRun, train_classifier as run_training
     train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, weight_decay=weight_decay,
-                        label_smoothing=label_smoothing, amp=amp, channels_last=channels_last, seed=seed)
+                        label_smoothing=label_smoothing, amp=amp, channels_last=channels_last, seed=seed,
+                        nonfinite=nonfinite)
     run = ClassifierRun(dataset=dataset, data_dir=data_dir, arch=arch, augment=augment, train=train)
     metrics = run_training(run, out, device=device, resume=resume)
     click.echo(f"done: clean accuracy {metrics['clean_acc']:.4f} after {metrics['epochs_done']} epochs "

@@ -22,11 +22,14 @@ def user_errors():
     from classifier import NonFiniteLoss
     from data import DataError
     from runs import CheckpointError, RunDirError
-    from runtime import DeviceError
+    from runtime import DeviceError, Interrupted
     try:
         yield
     except (DataError, CheckpointError, RunDirError, NonFiniteLoss, DeviceError) as e:
         raise UserError(str(e)) from None
+    except Interrupted as e:
+        click.echo(str(e), err=True)
+        raise click.exceptions.Exit(130) from None
 
 
 def reports_user_errors(fn):

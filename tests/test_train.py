@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+import runtime
 from augment import AugBatch, Augmenter
 from classifier import NonFiniteLoss, TrainConfig, build_classifier, fit
 from runs import read_json
@@ -95,11 +96,59 @@ def test_resume_is_bit_exact(tiny_digits, tmp_path, amp):
     assert [r["test_acc"] for r in a["history"]] == [r["test_acc"] for r in b["history"]]
 
 
+class StopAtCall(CountingAugmenter):
+    """Raises the graceful-stop flag (as SIGINT would) during its ``n``-th call."""
+
+    def __init__(self, stop, n):
+        super().__init__(replays=1)
+        self.stop, self.n = stop, n
+
+    def __call__(self, model, x, y):
+        if self.calls + 1 == self.n:
+            self.stop.requested = True
+        return super().__call__(model, x, y)
+
+
+def test_stop_mid_epoch_then_resume_is_bit_exact(tiny_digits, tmp_path):
+    cfg = TrainConfig(epochs=2, batch_size=64, lr=0.05)
+    cpu = torch.device("cpu")
+    torch.manual_seed(2)
+    straight = _model(tiny_digits)
+    fit(straight, tiny_digits, cfg=cfg, out=tmp_path / "a", device=cpu, augmenter=CountingAugmenter(1))
+
+    torch.manual_seed(2)
+    stop = runtime.GracefulStop()
+    with pytest.raises(runtime.Interrupted, match="epoch 2, batch 2.*--resume"):
+        fit(_model(tiny_digits), tiny_digits, cfg=cfg, out=tmp_path / "b", device=cpu,
+            augmenter=StopAtCall(stop, n=6), stop=stop)      # 4 batches per epoch: stops inside epoch 2
+    resumed = _model(tiny_digits)
+    fit(resumed, tiny_digits, cfg=cfg, out=tmp_path / "b", device=cpu, augmenter=CountingAugmenter(1), resume=True)
+    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+    a, b = read_json(tmp_path / "a" / "metrics.json"), read_json(tmp_path / "b" / "metrics.json")
+    assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
+
+
+def test_non_finite_batches_can_be_skipped(tiny_digits, tmp_path):
+    class PoisonSome(Augmenter):
+        calls = 0
+
+        def __call__(self, model, x, y):
+            self.calls += 1
+            return AugBatch(x * float("nan") if self.calls % 2 else x, y)
+
+    model = _model(tiny_digits)
+    m = fit(model, tiny_digits, cfg=TrainConfig(epochs=1, batch_size=64, nonfinite="skip"), out=tmp_path,
+            device=torch.device("cpu"), augmenter=PoisonSome())
+    assert m["skipped_batches"] == 2 and math.isfinite(m["history"][0]["train_loss"])
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
 def test_non_finite_loss_names_the_step(tiny_digits, tmp_path):
     class Poison(Augmenter):
         def __call__(self, model, x, y):
             return AugBatch(x * float("nan"), y)
 
-    with pytest.raises(NonFiniteLoss, match="at step 0"):
+    with pytest.raises(NonFiniteLoss, match="at step 0 .*last good checkpoint"):
         fit(_model(tiny_digits), tiny_digits, cfg=TrainConfig(epochs=1, batch_size=64), out=tmp_path,
             device=torch.device("cpu"), augmenter=Poison())
