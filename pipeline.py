@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import inspect
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,9 +13,13 @@ import torch
 
 import runs
 import runtime
-from augment import build_augmenter
+from augment import Augmenter, augmenter_class
 from classifier import TrainConfig, accuracy, build_classifier, fit, load_classifier
 from data import ImageDataset, load_dataset
+
+
+class ConfigError(ValueError):
+    """Options that do not fit together (one line, for the user)."""
 
 
 @dataclass
@@ -32,44 +37,128 @@ def train_classifier(run: ClassifierRun, out: str | Path, *, device: str = "auto
     """Train (or resume) a classifier run into ``out``; returns its metrics."""
     dev = runtime.pick_device(device)
     runtime.init_distributed(dev)
+    history = []
     if resume:  # the checkpoint's settings win: nothing needs repeating on the command line
-        saved = runs.load_checkpoint(out, kind="classifier")["config"]
-        run = ClassifierRun(**{**saved["run"], "train": TrainConfig(**saved["train"]), "data_dir": run.data_dir})
+        saved = runs.load_checkpoint(out, kind="classifier")
+        run = ClassifierRun(**{**saved["config"]["run"], "train": TrainConfig(**saved["config"]["train"]),
+                               "data_dir": run.data_dir})
+        history = saved["history"]
+    ds = load_dataset(run.dataset, run.data_dir)
+    aug = make_augmenter(run.augment, run.augment_kw, ds)
+    run.augment_kw = {k: v for k, v in run.augment_kw.items() if v is not None}
     runs_cfg = {"run": {k: v for k, v in asdict(run).items() if k != "train"}, "train": asdict(run.train)}
     out = runs.prepare_run_dir(out, resume=resume, config=runs_cfg) if runtime.dist_info().is_main else Path(out)
     runtime.seed_everything(run.train.seed)
-    ds = load_dataset(run.dataset, run.data_dir)
     mean, std = ds.channel_stats()
     model = build_classifier(run.arch, num_classes=ds.num_classes, in_channels=ds.channels,
                              mean=mean, std=std).to(dev)
-    aug = build_augmenter(run.augment, **run.augment_kw)
     _say(f"training {run.arch} on {run.dataset} ({len(ds.train)} train / {len(ds.test)} test, "
          f"{ds.num_classes} classes) with augment={run.augment} on {dev} -> {out}")
     return fit(model, ds, cfg=run.train, out=out, device=dev, augmenter=aug, resume=resume,
-               extra_config={"run": runs_cfg["run"], "arch": run.arch})
+               epoch_hooks=overfit_hooks(aug, ds, dev, history), extra_config={"run": runs_cfg["run"], "arch": run.arch})
 
 
-def evaluate_classifier(checkpoint: str | Path, *, data_dir: str = "datasets", dataset: str | None = None,
-                        device: str = "auto", batch_size: int = 500, write: bool = True) -> dict:
-    """Clean test accuracy of a trained classifier; merged into the run's metrics.json when ``write``.
+def make_augmenter(name: str, options: dict, ds: ImageDataset) -> Augmenter:
+    """Build augmenter ``name`` from the options the user gave (None = not given).
 
-    Uses the precision settings the run was trained (and evaluated each epoch) with, so it reproduces
-    the accuracy the training logged.
+    An option the augmenter does not take is an error, not silently ignored; ``eps`` defaults to the
+    data set's threat model. Invalid values (eps <= 0, ratio outside [0, 1], ...) raise ConfigError.
+    """
+    try:
+        cls = augmenter_class(name)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    accepted = inspect.signature(cls.__init__).parameters
+    given = {k: v for k, v in options.items() if v is not None}
+    wrong = sorted(k for k in given if k not in accepted)
+    if wrong:
+        raise ConfigError(f"option{'s' if len(wrong) > 1 else ''} {', '.join(wrong)} not used by --augment {name} "
+                          f"(it takes: {', '.join(p for p in accepted if p != 'self') or 'nothing'})")
+    if "eps" in accepted and "eps" not in given:
+        given["eps"] = ds.default_eps
+    try:
+        return cls(**given)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"--augment {name}: {e}") from None
+
+
+def overfit_hooks(aug: Augmenter, ds: ImageDataset, device, history: list) -> list:
+    """The catastrophic-overfitting probe for adversarial training: PGD-5 on one held-out test batch
+    every epoch, warning when robust accuracy collapses (seeded with the history of a resumed run)."""
+    if not hasattr(aug, "eps"):
+        return []
+    from evaluate import OverfitGuard
+    guard = OverfitGuard(ds.test.images[:256], ds.test.labels[:256], eps=aug.eps, device=device)
+    guard.history = [(r["probe_clean_acc"], r["probe_pgd_acc"]) for r in history if "probe_pgd_acc" in r]
+    return [guard]
+
+
+@dataclass
+class EvalSettings:
+    """How ``evaluate`` attacks a model (recorded in metrics.json)."""
+    eps: float | None = None          # None: the data set's threat model
+    pgd_steps: int = 20
+    restarts: int = 1
+    losses: tuple[str, ...] = ("ce", "cw")
+    subset: int | None = None         # first N test images for the attacks (None: the whole split)
+    attacks: bool = True
+    gan: str | None = None            # GAN run/checkpoint: sample accuracy, FID/IS (classifier features)
+    gan_samples: int = 1000
+    seed: int = 0
+    batch_size: int = 500
+
+
+def evaluate_classifier(checkpoint: str | Path, settings: EvalSettings = EvalSettings(), *,
+                        data_dir: str = "datasets", dataset: str | None = None, device: str = "auto",
+                        write: bool = True) -> dict:
+    """Evaluate a trained classifier; merged into the run's metrics.json when ``write``.
+
+    ``clean_acc`` is on the whole test split with the precision the run was trained (and evaluated each
+    epoch) with, so it reproduces the accuracy the training logged. The attacks (fp32, eval mode) run on
+    ``settings.subset`` test images and keep the worst case per sample over FGSM, every PGD loss and
+    restart, so ``pgd_acc <= fgsm_acc <= attack_clean_acc`` on that subset.
     """
     dev = runtime.pick_device(device)
     model, ckpt = load_classifier(checkpoint, dev)
     ds = load_dataset(dataset or ckpt["dataset"], data_dir)
     check_compatible(ds, ckpt, what="classifier checkpoint")
-    train_cfg = ckpt["config"].get("train", {})
-    amp, channels_last = train_cfg.get("amp", False), train_cfg.get("channels_last", False)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    result = {"dataset": ds.name, "clean_acc": accuracy(model, ds.test, device=dev, batch_size=batch_size,
-                                                        amp=amp, channels_last=channels_last)}
+    result = {"dataset": ds.name, "clean_acc": _clean_accuracy(model, ds, ckpt, dev, settings.batch_size)}
+    if settings.attacks:
+        result.update(_attack_metrics(model, ds, settings, dev))
+    if settings.gan:
+        result.update(_gan_metrics(model, ds, settings, dev))
     if write:
         run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
         runs.update_metrics(run_dir, result)
     return result
+
+
+def _clean_accuracy(model, ds: ImageDataset, ckpt: dict, dev, batch_size: int) -> float:
+    train_cfg = ckpt["config"].get("train", {})
+    amp, channels_last = train_cfg.get("amp", False), train_cfg.get("channels_last", False)
+    model = model.to(memory_format=torch.channels_last) if channels_last else model
+    acc = accuracy(model, ds.test, device=dev, batch_size=batch_size, amp=amp, channels_last=channels_last)
+    model.to(memory_format=torch.contiguous_format)
+    return acc
+
+
+def _attack_metrics(model, ds: ImageDataset, s: EvalSettings, dev) -> dict:
+    from evaluate import robust_accuracy
+    n = len(ds.test) if s.subset is None else min(s.subset, len(ds.test))
+    r = robust_accuracy(model, ds.test.images[:n], ds.test.labels[:n], eps=s.eps or ds.default_eps,
+                        pgd_steps=s.pgd_steps, restarts=s.restarts, losses=tuple(s.losses),
+                        batch_size=min(s.batch_size, 256), device=dev, seed=s.seed)
+    r["attack_clean_acc"] = r.pop("clean_acc")
+    return r
+
+
+def _gan_metrics(model, ds: ImageDataset, s: EvalSettings, dev) -> dict:
+    from gan import check_compatible as gan_compatible, gan_metrics, load_gan
+    loaded = load_gan(s.gan, dev)
+    gan_compatible(loaded.info, num_classes=ds.num_classes, channels=ds.channels, image_size=ds.image_size,
+                   dataset=ds.name)
+    return gan_metrics(loaded.generator, loaded.critic, model, ds.test, n_samples=s.gan_samples,
+                       batch_size=256, seed=s.seed, device=dev, feature_net=f"{ds.name} classifier under test")
 
 
 def check_compatible(ds: ImageDataset, ckpt: dict, *, what: str) -> None:

@@ -6,8 +6,8 @@ names ``augment.fgsm`` / ``augment.pgd`` / ``augment.free`` are the augmenter mo
 from . import fgsm, free, pgd   # noqa: F401  (importing them registers the augmenters)
 from .attack_mode import as_logits, attack_mode
 from .attacks import ATTACK_LOSSES, predict
-from .base import AugBatch, Augmenter, augmenter_names, build_augmenter, register_augmenter
+from .base import AugBatch, Augmenter, augmenter_class, augmenter_names, build_augmenter, register_augmenter
 from .mixing import MixingAugmenter
 
-__all__ = ["AugBatch", "Augmenter", "augmenter_names", "build_augmenter", "register_augmenter",
+__all__ = ["AugBatch", "Augmenter", "augmenter_class", "augmenter_names", "build_augmenter", "register_augmenter",
            "MixingAugmenter", "attack_mode", "as_logits", "ATTACK_LOSSES", "predict"]

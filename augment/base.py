@@ -74,11 +74,16 @@ def augmenter_names() -> list[str]:
     return list(_REGISTRY)
 
 
-def build_augmenter(name: str, **kw) -> Augmenter:
-    """Build a registered augmenter by name, e.g. ``build_augmenter("fgsm", eps=0.1)``."""
+def augmenter_class(name: str) -> type[Augmenter]:
+    """The class registered under ``name`` (its ``__init__`` signature lists the options it takes)."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown augment mode {name!r}: choose one of {', '.join(_REGISTRY)}")
-    return _REGISTRY[name](**kw)
+    return _REGISTRY[name]
+
+
+def build_augmenter(name: str, **kw) -> Augmenter:
+    """Build a registered augmenter by name, e.g. ``build_augmenter("fgsm", eps=0.1)``."""
+    return augmenter_class(name)(**kw)
 
 
 register_augmenter("none")(Augmenter)

@@ -5,6 +5,7 @@ import json
 
 import click
 
+from augment import ATTACK_LOSSES, augmenter_names
 from classifier import PRESETS, SCHEDULES, TrainConfig
 
 from .common import (data_dir_option, dataset_option, device_option, out_option, reports_user_errors,
@@ -18,8 +19,17 @@ _T = TrainConfig()
 @data_dir_option
 @click.option("--arch", type=click.Choice(list(PRESETS)), default="densenet-bc-100-12", show_default=True,
               help="DenseNet-BC preset.")
-@click.option("--augment", default="none", show_default=True, metavar="NAME",
-              help="Augmenter: none (more arrive with the augment package).")
+@click.option("--augment", type=click.Choice(augmenter_names()), default="none", show_default=True,
+              help="Augmenter applied to every training batch.")
+@click.option("--eps", type=float, default=None, metavar="EPS",
+              help="L-inf radius in pixels for fgsm/pgd/free.  [default: the data set's, 8/255 CIFAR, 0.1 grey]")
+@click.option("--alpha", type=float, default=None, help="Attack step size.  [default: fgsm 1.25*eps, pgd 2.5*eps/K]")
+@click.option("--zero-start", is_flag=True, help="fgsm/pgd: start at the clean image (classic FGSM) instead of random.")
+@click.option("--pgd-steps", type=int, default=None, help="pgd: attack steps K.  [default: 7]")
+@click.option("--replays", type=int, default=None, help="free: minibatch replays m (epochs are divided by m).  [default: 4]")
+@click.option("--aug-ratio", type=float, default=None,
+              help="Fraction of each batch replaced by augmented samples.  [default: 1.0 attacks, 0.5 gan/unrestricted]")
+@click.option("--aug-weight", type=float, default=None, help="Loss weight of augmented samples.  [default: 1.0]")
 @click.option("--epochs", type=click.IntRange(min=1), default=_T.epochs, show_default=True,
               help="Passes of work over the training set (free training divides them by --replays).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=_T.batch_size, show_default=True)
@@ -41,13 +51,16 @@ _T = TrainConfig()
 @seed_option
 @resume_option
 @reports_user_errors
-def train_classifier(dataset, data_dir, arch, augment, epochs, batch_size, lr, schedule, weight_decay,
-                     label_smoothing, amp, channels_last, nonfinite, out, device, seed, resume):
+def train_classifier(dataset, data_dir, arch, augment, eps, alpha, zero_start, pgd_steps, replays, aug_ratio,
+                     aug_weight, epochs, batch_size, lr, schedule, weight_decay, label_smoothing, amp,
+                     channels_last, nonfinite, out, device, seed, resume):
     """Train a DenseNet-BC classifier, optionally with an augmenter.
 
     \b
     Examples:
       python cli.py train-classifier --dataset digits --arch densenet-bc-40-12 --epochs 5 --out runs/d
+      python cli.py train-classifier --dataset digits --augment fgsm --eps 0.1 --out runs/d-fgsm
+      python cli.py train-classifier --dataset digits --augment free --replays 4 --out runs/d-free
       python cli.py train-classifier --out runs/d --resume
 
     Ctrl-C (or SIGTERM) saves a checkpoint at the next step boundary; --resume continues exactly.
@@ -56,7 +69,10 @@ def train_classifier(dataset, data_dir, arch, augment, epochs, batch_size, lr, s
     train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, weight_decay=weight_decay,
                         label_smoothing=label_smoothing, amp=amp, channels_last=channels_last, seed=seed,
                         nonfinite=nonfinite)
-    run = ClassifierRun(dataset=dataset, data_dir=data_dir, arch=arch, augment=augment, train=train)
+    aug_kw = {"eps": eps, "alpha": alpha, "random_start": False if zero_start else None, "steps": pgd_steps,
+              "replays": replays, "ratio": aug_ratio, "weight": aug_weight}
+    run = ClassifierRun(dataset=dataset, data_dir=data_dir, arch=arch, augment=augment, augment_kw=aug_kw,
+                        train=train)
     metrics = run_training(run, out, device=device, resume=resume)
     click.echo(f"done: clean accuracy {metrics['clean_acc']:.4f} after {metrics['epochs_done']} epochs "
                f"({metrics['train_seconds']:.0f} s); run in {out}")
@@ -66,23 +82,49 @@ def train_classifier(dataset, data_dir, arch, augment, epochs, batch_size, lr, s
 @click.argument("run", type=click.Path(exists=True))
 @dataset_option(default=None, show_choices=True)
 @data_dir_option
+@click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="L-inf radius of the attacks.  [default: the data set's]")
+@click.option("--pgd-steps", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--restarts", type=click.IntRange(min=1), default=1, show_default=True,
+              help="PGD restarts per loss; the worst case per sample is kept.")
+@click.option("--losses", default="ce,cw", show_default=True, help=f"PGD losses, comma-separated ({', '.join(ATTACK_LOSSES)}).")
+@click.option("--subset", type=click.IntRange(min=1), default=None,
+              help="Attack only the first N test images.  [default: all]")
+@click.option("--no-attacks", is_flag=True, help="Clean accuracy only.")
+@click.option("--gan", type=click.Path(exists=True), default=None, metavar="RUN",
+              help="AC-GAN run or checkpoint: accuracy on its samples, FID/IS in this classifier's features.")
+@click.option("--gan-samples", type=click.IntRange(min=10), default=1000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True)
 @device_option
+@seed_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @reports_user_errors
-def evaluate(run, dataset, data_dir, batch_size, device, as_json):
-    """Evaluate a trained classifier (RUN: run directory or checkpoint file) on the test split.
+def evaluate(run, dataset, data_dir, eps, pgd_steps, restarts, losses, subset, no_attacks, gan, gan_samples,
+             batch_size, device, seed, as_json):
+    """Evaluate a trained classifier (RUN: run directory or checkpoint file).
 
-    Results are merged into the run's metrics.json. The data set defaults to the checkpoint's.
+    Clean accuracy on the whole test split; FGSM and PGD-K (CE and CW losses, restarts) keeping the
+    worst case per sample; with --gan, accuracy on the GAN's class-conditional samples. Results are
+    merged into the run's metrics.json. The data set defaults to the checkpoint's.
 
     \b
-    Example:
+    Examples:
       python cli.py evaluate runs/d
+      python cli.py evaluate runs/d --pgd-steps 50 --restarts 5 --gan runs/gan-digits
     """
-    from pipeline import evaluate_classifier
-    result = evaluate_classifier(run, data_dir=data_dir, dataset=dataset, device=device, batch_size=batch_size)
+    from pipeline import EvalSettings, evaluate_classifier
+    names = tuple(n.strip() for n in losses.split(",") if n.strip())
+    bad = [n for n in names if n not in ATTACK_LOSSES]
+    if bad or not names:
+        raise click.BadParameter(f"unknown loss {', '.join(bad) or '(none)'}: use {', '.join(ATTACK_LOSSES)}",
+                                 param_hint="--losses")
+    settings = EvalSettings(eps=eps, pgd_steps=pgd_steps, restarts=restarts, losses=names, subset=subset,
+                            attacks=not no_attacks, gan=gan, gan_samples=gan_samples, seed=seed,
+                            batch_size=batch_size)
+    result = evaluate_classifier(run, settings, data_dir=data_dir, dataset=dataset, device=device)
     if as_json:
         click.echo(json.dumps(result, indent=2))
-    else:
-        for k, v in result.items():
+        return
+    for k, v in result.items():
+        if not isinstance(v, (list, dict)):
             click.echo(f"{k:>24}  {v:.4f}" if isinstance(v, float) else f"{k:>24}  {v}")

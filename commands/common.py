@@ -21,12 +21,15 @@ def user_errors():
     """Turn the library's user-facing errors into ``UserError`` (one line, exit 2, no traceback)."""
     from classifier import NonFiniteLoss
     from data import DataError
+    from pipeline import ConfigError
     from runs import CheckpointError, RunDirError
     from runtime import DeviceError, Interrupted
     try:
         yield
     except (DataError, CheckpointError, RunDirError, NonFiniteLoss, DeviceError) as e:
         raise UserError(str(e)) from None
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
     except Interrupted as e:
         click.echo(str(e), err=True)
         raise click.exceptions.Exit(130) from None
