@@ -13,6 +13,7 @@ import click
 
 from commands.classifier import evaluate, train_classifier
 from commands.gan import grid, train_gan
+from commands.report import report
 
 # glibc's default malloc unmaps large freed blocks and page-faults them back on the next step;
 # DenseNet's concatenations allocate 10-110 MB temporaries every layer. Keeping freed memory made
@@ -37,6 +38,7 @@ cli.add_command(train_classifier)
 cli.add_command(evaluate)
 cli.add_command(train_gan)
 cli.add_command(grid)
+cli.add_command(report)
 
 
 def _tune_process() -> None:

@@ -36,7 +36,7 @@ def test_train_then_evaluate_reproduces_the_accuracy(tmp_path):
     assert json.loads((out / "config.json").read_text())["run"]["arch"] == "densenet-bc-22-8"
     result = invoke("evaluate", out, "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["clean_acc"] == metrics["clean_acc"]
+    assert json.loads(result.stdout)["clean_acc"] == metrics["clean_acc"]
 
     again = invoke("train-classifier", "--dataset", "digits", "--out", out)   # never overwrite a run
     assert again.exit_code == 2 and "already holds a run" in again.output
@@ -70,3 +70,27 @@ def test_real_process_entry_point(tmp_path):
                            "--out", str(tmp_path / "r")], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "epoch 1/1" in proc.stderr and (tmp_path / "r" / "final.pt").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--augment", "pgd", "--replays", "3"], "replays not used by --augment pgd"),
+    (["--augment", "fgsm", "--eps", "-0.1"], "eps must be > 0"),
+    (["--augment", "free", "--aug-ratio", "1.5"], "ratio must be in [0, 1]"),
+    (["--augment", "none", "--eps", "0.1"], "eps not used by --augment none"),
+])
+def test_wrong_augment_combinations_are_usage_errors(tmp_path, args, message):
+    result = invoke("train-classifier", "--dataset", "digits", "--out", tmp_path / "o", *args)
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "o").exists()          # nothing written
+
+
+def test_adversarial_training_then_robust_evaluation(tmp_path):
+    out = tmp_path / "fgsm"
+    result = invoke("train-classifier", "--dataset", "digits", "--arch", "densenet-bc-22-8", "--augment", "fgsm",
+                    "--epochs", 1, "--batch-size", 128, "--out", out)
+    assert result.exit_code == 0, result.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["augment"] == "fgsm" and m["eps"] == 0.1 and "probe_pgd_acc" in m["history"][0]
+    result = invoke("evaluate", out, "--subset", 64, "--pgd-steps", 3, "--json")
+    r = json.loads(result.stdout)
+    assert r["pgd_acc"] <= r["fgsm_acc"] <= r["attack_clean_acc"] and r["epsilon"] == 0.1 and r["pgd_steps"] == 3

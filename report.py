@@ -1,0 +1,117 @@
+"""Comparison report across runs: metrics.json of several run directories -> Markdown, CSV, bar chart.
+
+Example::
+
+    rows = collect(["runs/none", "runs/fgsm"])
+    write_report(rows, "runs/report")     # report.md, report.csv, report.json, accuracy.png
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import runs
+
+# (metrics.json key, column title, kind): kind "acc" prints as a percentage
+COLUMNS: list[tuple[str, str, str]] = [
+    ("augment", "augment", "text"),
+    ("clean_acc", "clean acc", "acc"),
+    ("fgsm_acc", "FGSM acc", "acc"),
+    ("pgd_acc", "PGD acc", "acc"),
+    ("gan_sample_acc", "GAN-sample acc", "acc"),
+    ("unrestricted_success_rate", "unrestricted success", "acc"),
+    ("train_seconds", "train time (s)", "seconds"),
+    ("images_per_second", "images/s", "rate"),
+]
+BARS = [("clean_acc", "clean"), ("fgsm_acc", "FGSM"), ("pgd_acc", "PGD"), ("gan_sample_acc", "GAN samples"),
+        ("unrestricted_acc", "unrestricted (found vs clean model)")]
+
+
+class ReportError(Exception):
+    """A run directory without metrics (one line, for the user)."""
+
+
+def collect(run_dirs: list[str | os.PathLike]) -> list[dict]:
+    """One row per run: its metrics.json plus ``run`` (the folder name)."""
+    rows = []
+    for d in run_dirs:
+        path = Path(d) / "metrics.json"
+        if not path.is_file():
+            raise ReportError(f"{d} has no metrics.json: train and evaluate it first")
+        rows.append({"run": Path(d).name, **runs.read_json(path)})
+    return rows
+
+
+def _fmt(value, kind: str) -> str:
+    if value is None:
+        return "-"
+    if kind == "acc":
+        return f"{100 * value:.1f}%"
+    if kind == "seconds":
+        return f"{value:.0f}"
+    if kind == "rate":
+        return f"{value:.0f}"
+    return str(value)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    head = ["run"] + [title for _, title, _ in COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["run"]] + [_fmt(r.get(key), kind) for key, _, kind in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["run"] + [key for key, _, _ in COLUMNS] + ["epsilon", "pgd_steps"])
+    for r in rows:
+        writer.writerow([r["run"]] + [r.get(key, "") for key, _, _ in COLUMNS] +
+                        [r.get("epsilon", ""), r.get("pgd_steps", "")])
+    return buf.getvalue()
+
+
+def bar_chart(rows: list[dict], path: str | os.PathLike, title: str = "") -> None:
+    """Grouped bars: one group per run, one bar per accuracy that any run has."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bars = [(k, label) for k, label in BARS if any(r.get(k) is not None for r in rows)]
+    width = 0.8 / max(len(bars), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows) + 2), 4), dpi=120)
+    for i, (key, label) in enumerate(bars):
+        xs = [j + (i - (len(bars) - 1) / 2) * width for j in range(len(rows))]
+        ax.bar(xs, [100 * (r.get(key) or 0) for r in rows], width, label=label)
+    ax.set_xticks(range(len(rows)), [r["run"] for r in rows], rotation=20, ha="right")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncol=min(len(bars), 3), loc="upper right")
+    ax.set_title(title or "accuracy by training mode")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    runs.atomic_write_bytes(path, buf.getvalue())
+
+
+def write_report(rows: list[dict], out: str | os.PathLike, *, title: str = "") -> dict[str, Path]:
+    """Write report.md, report.csv, report.json and accuracy.png into ``out``; return their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    eps = sorted({r.get("epsilon") for r in rows if r.get("epsilon") is not None})
+    note = f"L-inf eps = {', '.join(f'{e:.4g}' for e in eps)}; " if eps else ""
+    md = (f"# {title or 'Comparison'}\n\n{note}accuracies on the test split (attacks on the evaluated "
+          f"subset); PGD keeps the worst case per sample.\n\n{markdown_table(rows)}\n![accuracy](accuracy.png)\n")
+    paths = {"md": out / "report.md", "csv": out / "report.csv", "json": out / "report.json",
+             "png": out / "accuracy.png"}
+    runs.atomic_write_bytes(paths["md"], md.encode())
+    runs.atomic_write_bytes(paths["csv"], csv_table(rows).encode())
+    runs.write_json(paths["json"], [{k: v for k, v in r.items() if k != "history"} for r in rows])
+    bar_chart(rows, paths["png"], title)
+    return paths
