@@ -12,6 +12,7 @@ import sys
 import click
 
 from commands.classifier import evaluate, train_classifier
+from commands import grids as _attack_grids  # noqa: F401  (registers grid --kind fgsm|pgd)
 from commands.gan import grid, train_gan
 from commands.report import report
 

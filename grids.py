@@ -90,3 +90,23 @@ def save_labelled_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int,
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(grid, path)
     return grid
+
+
+def save_comparison_grid(columns: list[torch.Tensor], path: str | os.PathLike, *, col_labels: list[str],
+                         captions: list[list[str]], scale: int = 2, font_size: int = 11) -> torch.Tensor:
+    """One row per example, one column per view (e.g. clean | adversarial | amplified perturbation).
+
+    Args:
+        columns: K tensors [N, C, H, W] in [0, 1]; column k of row i is ``columns[k][i]``.
+        col_labels: K column titles; captions: K lists of N captions (e.g. true and predicted class).
+    """
+    n = columns[0].shape[0]
+    images = torch.stack(columns, 1).flatten(0, 1)                       # [N*K, C, H, W], row-major
+    cells = [captions[k][i] for i in range(n) for k in range(len(columns))]
+    return save_labelled_grid(images, path, len(columns), col_labels=col_labels, cell_captions=cells,
+                              scale=scale, font_size=font_size)
+
+
+def amplify(delta: torch.Tensor, radius: float) -> torch.Tensor:
+    """Map a perturbation in [-radius, radius] to [0, 1] for display (grey = 0)."""
+    return (0.5 + delta / (2 * max(radius, 1e-12))).clamp(0, 1)

@@ -161,6 +161,32 @@ def _gan_metrics(model, ds: ImageDataset, s: EvalSettings, dev) -> dict:
                        batch_size=256, seed=s.seed, device=dev, feature_net=f"{ds.name} classifier under test")
 
 
+def attack_grid(kind: str, classifier_run: str | Path, out: str | Path, *, data_dir: str = "datasets",
+                eps: float | None = None, rows: int = 8, device: str = "auto", seed: int = 0,
+                scale: int = 3, pgd_steps: int = 20) -> Path:
+    """PNG of ``rows`` test images: clean | adversarial (``kind`` = fgsm or pgd) | amplified perturbation,
+    captioned with the true class and the classifier's predictions."""
+    from augment.attacks import fgsm, pgd, predict
+    from grids import amplify, save_comparison_grid
+    dev = runtime.pick_device(device)
+    model, ckpt = load_classifier(classifier_run, dev)
+    ds = load_dataset(ckpt["dataset"], data_dir)
+    eps = eps or ds.default_eps
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    x, y = ds.test.images[:rows].to(dev).float().div(255), ds.test.labels[:rows].to(dev)
+    if kind == "fgsm":
+        x_adv = fgsm(model, x, y, eps=eps, random_start=False)
+    else:
+        x_adv = pgd(model, x, y, eps=eps, steps=pgd_steps, generator=gen)
+    p_clean, p_adv = predict(model, x), predict(model, x_adv)
+    name = lambda i: ds.classes[int(i)][:12]
+    captions = [[f"{name(t)}: {name(p)}" for t, p in zip(y, p_clean)], [f"pred {name(p)}" for p in p_adv],
+                [f"x{1 / (2 * eps):.0f}" for _ in y]]
+    save_comparison_grid([x, x_adv, amplify(x_adv - x, eps)], out, scale=scale, captions=captions,
+                         col_labels=["true: pred", f"{kind.upper()} {eps:.3g}", "delta"])
+    return Path(out)
+
+
 def check_compatible(ds: ImageDataset, ckpt: dict, *, what: str) -> None:
     """A checkpoint trained on other classes or another image shape cannot be used with ``ds``."""
     if ckpt["num_classes"] != ds.num_classes:

@@ -94,3 +94,16 @@ def test_adversarial_training_then_robust_evaluation(tmp_path):
     result = invoke("evaluate", out, "--subset", 64, "--pgd-steps", 3, "--json")
     r = json.loads(result.stdout)
     assert r["pgd_acc"] <= r["fgsm_acc"] <= r["attack_clean_acc"] and r["epsilon"] == 0.1 and r["pgd_steps"] == 3
+
+
+@pytest.mark.parametrize("kind", ["fgsm", "pgd"])
+def test_attack_grid(tmp_path, kind):
+    from PIL import Image
+    out = tmp_path / "clf"
+    assert invoke("train-classifier", "--dataset", "digits", "--arch", "densenet-bc-22-8", "--epochs", 1,
+                  "--batch-size", 256, "--out", out).exit_code == 0
+    result = invoke("grid", "--kind", kind, "--classifier", out, "--out", tmp_path / "g.png")
+    assert result.exit_code == 0, result.output
+    img = Image.open(tmp_path / "g.png")
+    assert img.width > 3 * 96 and img.height > 8 * 96      # 3 columns x 8 rows of 3x-scaled 32-px images
+    assert invoke("grid", "--kind", kind, "--out", tmp_path / "h.png").exit_code == 2   # no --classifier
