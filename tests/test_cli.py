@@ -105,5 +105,5 @@ def test_attack_grid(tmp_path, kind):
     result = invoke("grid", "--kind", kind, "--classifier", out, "--out", tmp_path / "g.png")
     assert result.exit_code == 0, result.output
     img = Image.open(tmp_path / "g.png")
-    assert img.width > 3 * 96 and img.height > 8 * 96      # 3 columns x 8 rows of 3x-scaled 32-px images
+    assert img.width > 3 * 64 and img.height > 8 * 64      # 3 columns x 8 rows of 2x-scaled (--scale) 32-px images
     assert invoke("grid", "--kind", kind, "--out", tmp_path / "h.png").exit_code == 2   # no --classifier
