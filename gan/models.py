@@ -49,7 +49,9 @@ class GANConfig:
 # Architecture presets (training presets live in gan/train.py beside TrainConfig).
 MODEL_PRESETS: dict[str, dict] = {
     "cifar": dict(g_channels=(128, 128, 128, 128), d_channels=(128, 256, 256, 256)),
-    "small": dict(g_channels=(128, 64, 32, 16), d_channels=(16, 32, 64, 64)),
+    # width where pixels are few; no 16-channel layers (bf16 oneDNN kernels were 3-5x slower there);
+    # a 64-wide critic at 8-16 px learned the class head ~2x faster than a uniform 32-wide one
+    "small": dict(g_channels=(64, 64, 32, 32), d_channels=(32, 64, 64, 64)),
 }
 
 
@@ -111,6 +113,7 @@ class Generator(nn.Module):
         self.blocks = nn.ModuleList(GBlock(ch[i], ch[i + 1], cfg.num_classes) for i in range(3))
         self.bn = nn.BatchNorm2d(ch[3])
         self.conv = nn.Conv2d(ch[3], cfg.out_channels, 3, padding=1)
+        init_weights(self)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = self.linear(z).view(z.shape[0], -1, 4, 4)          # [B, C0, 4, 4]
@@ -157,6 +160,7 @@ class Critic(nn.Module):
                                       for i in range(len(cfg.d_channels))))
         self.score = nn.Linear(ch[-1], 1)
         self.classify = nn.Linear(ch[-1], cfg.num_classes)
+        init_weights(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         h = self.blocks(x * 2 - 1)                              # [B, C, 8, 8]; input mapped to [-1, 1]
@@ -165,6 +169,21 @@ class Critic(nn.Module):
     def forward(self, x: torch.Tensor) -> CriticOutput:
         f = self.features(x)
         return CriticOutput(self.score(f).squeeze(1).float(), self.classify(f).float())
+
+
+def init_weights(module: nn.Module) -> None:
+    """He init for convolutions, Xavier for linear layers, zero biases (the reference ResNet GAN's choice).
+
+    PyTorch's default init shrinks activations layer by layer in this norm-free critic, which left its
+    class head near chance for hundreds of steps.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")
+        elif isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
+            nn.init.zeros_(m.bias)
 
 
 def build_gan(cfg: GANConfig) -> tuple[Generator, Critic]:
