@@ -13,6 +13,7 @@ import click
 
 from commands.classifier import evaluate, train_classifier
 from commands import grids as _attack_grids  # noqa: F401  (registers grid --kind fgsm|pgd)
+from commands.experiments import demo
 from commands.gan import grid, train_gan
 from commands.report import report
 
@@ -40,6 +41,7 @@ cli.add_command(evaluate)
 cli.add_command(train_gan)
 cli.add_command(grid)
 cli.add_command(report)
+cli.add_command(demo)
 
 
 def _tune_process() -> None:

@@ -122,7 +122,8 @@ def evaluate_classifier(checkpoint: str | Path, settings: EvalSettings = EvalSet
     model, ckpt = load_classifier(checkpoint, dev)
     ds = load_dataset(dataset or ckpt["dataset"], data_dir)
     check_compatible(ds, ckpt, what="classifier checkpoint")
-    result = {"dataset": ds.name, "clean_acc": _clean_accuracy(model, ds, ckpt, dev, settings.batch_size)}
+    result = {"dataset": ds.name, "clean_acc": _clean_accuracy(model, ds, ckpt, dev, settings.batch_size),
+              "eval_settings": asdict(settings)}
     if settings.attacks:
         result.update(_attack_metrics(model, ds, settings, dev))
     if settings.gan:

@@ -1,0 +1,148 @@
+"""Suites of runs: train the AC-GAN, one classifier per setting, evaluate all alike, write the report.
+
+A suite is data (the dataclasses below); ``run_suite`` is idempotent: finished runs are skipped,
+interrupted ones resumed, so re-running the same command after Ctrl-C continues where it stopped.
+
+Example::
+
+    run_suite(SUITES["demo"], "runs/demo")
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import runs
+import runtime
+from classifier import TrainConfig
+from pipeline import ClassifierRun, EvalSettings, attack_grid, evaluate_classifier, train_classifier
+
+
+@dataclass
+class Setting:
+    """One classifier run of a suite."""
+    name: str
+    augment: str = "none"
+    augment_kw: dict = field(default_factory=dict)
+    epochs: int | None = None          # None: the suite's
+    cost: float = 1.0                  # relative cost per epoch (for the time-left estimate)
+
+
+@dataclass
+class Suite:
+    name: str
+    dataset: str
+    arch: str
+    train: TrainConfig
+    settings: list[Setting]
+    eval: EvalSettings
+    gan_preset: str = "small"
+    gan_steps: int | None = None       # None: the preset's default
+    needs_gan: bool = True
+
+
+def _adversarial(eps_steps: int) -> list[Setting]:
+    return [
+        Setting("none"),
+        Setting("fgsm", "fgsm", cost=2),
+        Setting("pgd", "pgd", {"steps": eps_steps}, cost=eps_steps + 1),
+        Setting("free", "free", {"replays": 4}),
+    ]
+
+
+SUITES: dict[str, Suite] = {
+    # digits, end to end in minutes on 2 CPU cores: the README's quick demo
+    "demo": Suite("demo", "digits", "densenet-bc-22-8",
+                  TrainConfig(epochs=12, batch_size=64, lr=0.1, schedule="cosine"),
+                  settings=_adversarial(3) + [Setting("gan", "gan", cost=1.5)],
+                  eval=EvalSettings(pgd_steps=10, restarts=1, gan_samples=500)),
+}
+
+
+def run_suite(suite: Suite, out: str | Path, *, data_dir: str = "datasets", device: str = "auto") -> dict:
+    """Run every step of ``suite`` into ``out`` (skipping what is done); returns the report's paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs.write_json(out / "suite.json", asdict(suite))
+    gan_dir = out / "gan"
+    if suite.needs_gan:
+        _log(f"[gan] AC-GAN ({suite.gan_preset} preset) on {suite.dataset}")
+        _train_gan(suite, gan_dir, data_dir, device)
+    clock = _Clock(sum((s.epochs or suite.train.epochs) * s.cost for s in suite.settings))
+    for i, s in enumerate(suite.settings, 1):
+        run_dir = out / s.name
+        _log(f"[run {i}/{len(suite.settings)}] {s.name} (augment={s.augment}); {clock.status()}")
+        t0 = time.perf_counter()
+        _train_setting(suite, s, run_dir, gan_dir, data_dir, device)
+        _evaluate(suite, run_dir, gan_dir, data_dir, device)
+        clock.done((s.epochs or suite.train.epochs) * s.cost, time.perf_counter() - t0)
+    return _pictures_and_report(suite, out, gan_dir, data_dir, device)
+
+
+def _train_gan(suite: Suite, gan_dir: Path, data_dir: str, device: str) -> None:
+    from data import load_dataset
+    from gan import preset_configs, train_gan
+    model_cfg, cfg = preset_configs(suite.gan_preset, steps=suite.gan_steps, seed=suite.train.seed)
+    resume = (gan_dir / runs.CHECKPOINT_NAME).is_file()
+    train_gan(load_dataset(suite.dataset, data_dir), gan_dir, model_cfg=model_cfg, cfg=cfg,
+              device=runtime.pick_device(device), resume=resume)
+
+
+def _train_setting(suite: Suite, s: Setting, run_dir: Path, gan_dir: Path, data_dir: str, device: str) -> None:
+    kw = dict(s.augment_kw)
+    if s.augment in ("gan", "unrestricted"):
+        kw["gan"] = str(gan_dir)
+    run = ClassifierRun(dataset=suite.dataset, data_dir=data_dir, arch=suite.arch, augment=s.augment,
+                        augment_kw=kw, train=replace(suite.train, epochs=s.epochs or suite.train.epochs))
+    train_classifier(run, run_dir, device=device, resume=(run_dir / runs.CHECKPOINT_NAME).is_file())
+
+
+def _evaluate(suite: Suite, run_dir: Path, gan_dir: Path, data_dir: str, device: str) -> None:
+    settings = replace(suite.eval, gan=str(gan_dir) if suite.needs_gan else None)
+    done = runs.read_json(run_dir / "metrics.json").get("eval_settings")
+    if done != _jsonable(asdict(settings)):
+        evaluate_classifier(run_dir, settings, data_dir=data_dir, device=device)
+
+
+def _pictures_and_report(suite: Suite, out: Path, gan_dir: Path, data_dir: str, device: str) -> dict:
+    from report import collect, write_report
+    pictures = out / "pictures"
+    clean = out / suite.settings[0].name
+    for kind in ("fgsm", "pgd"):
+        attack_grid(kind, clean, pictures / f"{kind}.png", data_dir=data_dir, device=device)
+    if suite.needs_gan:
+        from gan import load_gan, save_sample_grid
+        loaded = load_gan(gan_dir, runtime.pick_device(device))
+        save_sample_grid(loaded.generator, pictures / "samples.png", classes=loaded.info.get("classes"), scale=2)
+    rows = collect([out / s.name for s in suite.settings])
+    paths = write_report(rows, out, title=f"{suite.name}: {suite.dataset}, {suite.arch}")
+    _log(f"report: {paths['md']}  pictures: {pictures}")
+    return paths
+
+
+def _jsonable(d: dict) -> dict:
+    import json
+    return json.loads(json.dumps(d))
+
+
+class _Clock:
+    """Time-left estimate from the relative cost of the runs done so far."""
+
+    def __init__(self, total_units: float):
+        self.total, self.units, self.seconds = total_units, 0.0, 0.0
+
+    def done(self, units: float, seconds: float) -> None:
+        self.units += units
+        self.seconds += seconds
+
+    def status(self) -> str:
+        if not self.units:
+            return "time left: estimating after the first run"
+        left = (self.total - self.units) * self.seconds / self.units
+        return f"elapsed {self.seconds / 60:.1f} min, about {left / 60:.0f} min left"
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
