@@ -1,0 +1,190 @@
+"""Unrestricted adversarial examples by latent search (Song, Shu, Kushman & Ermon 2018,
+"Constructing Unrestricted Adversarial Examples with Generative Models").
+
+Per sample, search a latent ``z`` (from ``z0 ~ N(0, I)``) and a small pixel noise ``tau`` so that
+``x = clamp(G(z, y_s) + eps_pix * tanh(tau), 0, 1)`` fools the classifier ``f`` while the AC-GAN's
+auxiliary classifier ``C_aux`` still sees the source class ``y_s``. Loss per sample::
+
+    L0 + lambda1 * mean_d(relu((z - z0)^2 - z_eps^2)) + lambda2 * CE(C_aux(x), y_s)
+    L0 = -CE(f(x), y_s)  (untargeted)   or   CE(f(x), y_t)  (targeted)
+
+optimised by SGD on ``z`` and ``tau`` (losses summed over samples, so each sample's step is its own),
+with optional Gaussian noise on the z gradient decaying as ``noise / (1 + t) ** 0.55``. A sample
+**succeeds** when ``f(x) != y_s`` (targeted: ``== y_t``) **and** ``argmax C_aux(x) == y_s``; the check
+runs on every iterate (the z0 sample included) and a succeeded sample is frozen: its x is kept and it
+gets no further updates or forward passes. ``steps_taken`` is the number of updates before success.
+
+Defaults (measured on digits, small-preset AC-GAN vs DenseNet-BC-40-12): the reference's lr 1,
+lambda1 = lambda2 = 100, z_eps 0.1 and eps_pix 0.1 with at most 200 steps (the reference allows 1000);
+see the module's tests and the issue's closing note for the figures.
+
+Generator and critic run in eval mode with parameter gradients off, the classifier through
+``attack_mode``; all three are restored afterwards. Gradients come from ``torch.autograd.grad`` w.r.t.
+``z`` and ``tau`` only. With ``generator_rng`` (a seeded ``torch.Generator`` on the device) the result
+is deterministic.
+
+Example::
+
+    r = unrestricted_search(G, D, model, y, generator_rng=torch.Generator().manual_seed(0))
+    print(r.success.float().mean(), r.steps_taken[r.success].float().mean())   # x: r.x [B, C, H, W]
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .attack_mode import attack_mode
+
+
+class SearchResult(NamedTuple):
+    x: torch.Tensor            # [B, C, H, W] in [0, 1]: the successful iterate, else the last one
+    z: torch.Tensor            # [B, z_dim] latent of x
+    success: torch.Tensor      # [B] bool
+    steps_taken: torch.Tensor  # [B] int64: updates before success (``steps`` for failures)
+    pred: torch.Tensor         # [B] classifier's prediction on x
+    ac_pred: torch.Tensor      # [B] critic's auxiliary-class prediction on x
+    x0: torch.Tensor           # [B, C, H, W] in [0, 1]: G(z0, y_s), the starting sample
+    tau: torch.Tensor | None = None   # [B, C, H, W] pixel-noise parameter (None when eps_pix == 0)
+
+
+def search_loss(logits: torch.Tensor, ac_logits: torch.Tensor, z: torch.Tensor, z0: torch.Tensor,
+                y: torch.Tensor, targets: torch.Tensor | None, *, lambda1: float, lambda2: float,
+                z_eps: float) -> torch.Tensor:
+    """Per-sample search loss ``[B]`` (to minimise); logits ``[B, K]``, z ``[B, z_dim]``."""
+    if targets is None:
+        l0 = -F.cross_entropy(logits.float(), y, reduction="none")
+    else:
+        l0 = F.cross_entropy(logits.float(), targets, reduction="none")
+    l1 = F.relu((z - z0).square() - z_eps ** 2).mean(1)
+    l2 = F.cross_entropy(ac_logits.float(), y, reduction="none")
+    return l0 + lambda1 * l1 + lambda2 * l2
+
+
+def _succeeded(pred: torch.Tensor, ac_pred: torch.Tensor, y: torch.Tensor,
+               targets: torch.Tensor | None) -> torch.Tensor:
+    fooled = pred != y if targets is None else pred == targets
+    return fooled & (ac_pred == y)                                       # [n] bool
+
+
+def _render(generator: nn.Module, z: torch.Tensor, y: torch.Tensor, tau: torch.Tensor | None,
+            eps_pix: float) -> torch.Tensor:
+    x = generator(z, y)                                                  # [n, C, H, W] in [0, 1]
+    return x if tau is None else (x + eps_pix * torch.tanh(tau)).clamp(0, 1)
+
+
+def _check(steps: int, lr: float, eps_pix: float, noise: float) -> None:
+    if steps < 0 or lr <= 0 or eps_pix < 0 or noise < 0:
+        raise ValueError(f"need steps >= 0, lr > 0, eps_pix >= 0, noise >= 0 "
+                         f"(got {steps}, {lr}, {eps_pix}, {noise})")
+
+
+def unrestricted_search(generator: nn.Module, critic: nn.Module, classifier, labels: torch.Tensor, *,
+                        z0: torch.Tensor | None = None, steps: int = 200, lr: float = 1.0,
+                        lambda1: float = 100.0, lambda2: float = 100.0, z_eps: float = 0.1,
+                        eps_pix: float = 0.1, noise: float = 0.0, targets: torch.Tensor | None = None,
+                        z_init: torch.Tensor | None = None, tau_init: torch.Tensor | None = None,
+                        generator_rng: torch.Generator | None = None) -> SearchResult:
+    """Search unrestricted adversarial examples of class ``labels`` against ``classifier``.
+
+    Args:
+        generator: G(z [B, z_dim], y [B]) -> [B, C, H, W] in [0, 1]; critic: D(x) -> (score, class_logits).
+        classifier: ``nn.Module`` (or a ``forward`` from ``attack_mode``) on [0, 1] pixels -> logits.
+        labels: source classes y_s ``[B]`` int64 (moved to the generator's device).
+        z0: start latents ``[B, z_dim]``; drawn N(0, I) from ``generator_rng`` when None.
+        steps: most SGD updates per sample; lr: SGD step size.
+        lambda1, lambda2, z_eps: weights of the latent soft constraint and the AC term; the z radius.
+        eps_pix: scale of the pixel noise ``eps_pix * tanh(tau)``; 0 disables tau.
+        noise: std of the Gaussian noise on the z gradient at step 0, decaying as (1 + t) ** -0.55.
+        targets: target classes ``[B]`` for the targeted variant (success: ``f(x) == y_t``).
+        z_init, tau_init: where z and tau start (default z0 and zeros): warm starts pass the previous
+            search's z and tau while z0 stays the anchor of the latent constraint.
+        generator_rng: RNG for z0 and the gradient noise (reproducible runs).
+    Returns:
+        ``SearchResult`` (all detached, on the generator's device).
+    """
+    _check(steps, lr, eps_pix, noise)
+    device = next(generator.parameters()).device
+    y = labels.to(device)
+    t_y = None if targets is None else targets.to(device)
+    if z0 is None:
+        z0 = torch.randn(len(y), generator.cfg.z_dim, device=device, generator=generator_rng)
+    z0 = z0.to(device).detach()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(attack_mode(generator))
+        stack.enter_context(attack_mode(critic))
+        forward = stack.enter_context(attack_mode(classifier))
+        with torch.no_grad():
+            x0 = generator(z0, y)                                        # [B, C, H, W] in [0, 1]
+        tau = None
+        if eps_pix > 0:
+            tau = torch.zeros_like(x0) if tau_init is None else tau_init.to(x0).detach().clone()
+        z = z0.clone() if z_init is None else z_init.to(z0).detach().clone()
+        state = _SearchState(z0, z, tau, x0, y, t_y)
+        settings = dict(steps=steps, lr=lr, lambda1=lambda1, lambda2=lambda2, z_eps=z_eps, eps_pix=eps_pix,
+                        noise=noise, rng=generator_rng)
+        for t in range(steps + 1):
+            if not _step(state, t, generator, critic, forward, **settings):
+                break
+    return state.result()
+
+
+class _SearchState:
+    """The per-sample tensors of a search; ``active`` marks samples still being searched."""
+
+    def __init__(self, z0, z, tau, x0, y, targets):
+        self.z0, self.z, self.tau, self.x0, self.y, self.targets = z0, z, tau, x0, y, targets
+        b = len(y)
+        self.active = torch.ones(b, dtype=torch.bool, device=y.device)
+        self.success = torch.zeros_like(self.active)
+        self.steps_taken = torch.zeros(b, dtype=torch.long, device=y.device)
+        self.x = x0.clone()
+        self.pred = torch.zeros_like(y)
+        self.ac_pred = torch.zeros_like(y)
+
+    def record(self, idx, x, pred, ac_pred, ok, t):
+        """Store the current iterate of samples ``idx``; freeze those with ``ok``."""
+        self.x[idx], self.pred[idx], self.ac_pred[idx] = x, pred, ac_pred
+        self.steps_taken[idx] = t
+        self.success[idx[ok]] = True
+        self.active[idx[ok]] = False
+
+    def result(self) -> SearchResult:
+        return SearchResult(self.x, self.z, self.success, self.steps_taken, self.pred, self.ac_pred, self.x0,
+                            self.tau)
+
+
+def _step(s: _SearchState, t: int, generator, critic, forward, *, steps, lr, lambda1, lambda2, z_eps,
+          eps_pix, noise, rng) -> bool:
+    """Check step ``t``'s iterate of the active samples, then update those that did not succeed.
+    Returns False when nothing is left to do."""
+    idx = s.active.nonzero().squeeze(1)                                   # [n]
+    if len(idx) == 0:
+        return False
+    targets = None if s.targets is None else s.targets[idx]
+    with torch.enable_grad():
+        z = s.z[idx].requires_grad_(True)                                 # [n, z_dim]
+        tau = None if s.tau is None else s.tau[idx].requires_grad_(True)  # [n, C, H, W]
+        x = _render(generator, z, s.y[idx], tau, eps_pix)
+        logits, ac_logits = forward(x), critic(x).class_logits           # [n, K], [n, K]
+        pred, ac_pred = logits.argmax(1), ac_logits.argmax(1)
+        ok = _succeeded(pred, ac_pred, s.y[idx], targets)
+        s.record(idx, x.detach(), pred, ac_pred, ok, t)
+        if t == steps or bool(ok.all()):
+            return False
+        loss = search_loss(logits, ac_logits, z, s.z0[idx], s.y[idx], targets,
+                           lambda1=lambda1, lambda2=lambda2, z_eps=z_eps)
+        loss = loss.masked_fill(ok, 0.0).sum()
+        grads = torch.autograd.grad(loss, [z] if tau is None else [z, tau])
+    keep = ~ok
+    g_z = torch.nan_to_num(grads[0])
+    if noise > 0:   # drawn for the whole batch: the RNG stream does not depend on who is active
+        eta = torch.randn(s.z.shape, device=z.device, generator=rng)[idx]
+        g_z = g_z + noise / (1 + t) ** 0.55 * eta
+    s.z[idx[keep]] = (z.detach() - lr * g_z)[keep]
+    if tau is not None:
+        s.tau[idx[keep]] = (tau.detach() - lr * torch.nan_to_num(grads[1]))[keep]
+    return True
