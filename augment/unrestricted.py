@@ -55,7 +55,7 @@ class UnrestrictedAugmenter(MixingAugmenter):
 
     def __init__(self, *, gan: LoadedGAN | str | os.PathLike, pool_size: int = 512, latent_steps: int = 5,
                  refresh: float = 0.25, restart_steps: int = 50, ratio: float | None = None,
-                 weight: float = 1.0, lr: float = 1.0, lambda1: float = 100.0, lambda2: float = 100.0,
+                 weight: float = 1.0, lr: float = 0.5, lambda1: float = 1.0, lambda2: float = 10.0,
                  z_eps: float = 0.1, eps_pix: float = 0.1, noise: float = 0.0):
         super().__init__(ratio=ratio, weight=weight)
         if pool_size < 1 or latent_steps < 0 or restart_steps < 1 or not 0.0 < refresh <= 1.0:

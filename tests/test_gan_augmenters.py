@@ -86,8 +86,7 @@ def test_gan_bad_options_raise(kw):
 # ----------------------------------------------------------------------------- unrestricted
 
 def unrestricted(**kw):
-    return build_augmenter("unrestricted", gan=tiny_gan(), **{"pool_size": 24, "latent_steps": 4, "refresh": 0.5,
-                                                              "lr": 0.5, "lambda1": 1.0, "lambda2": 10.0, **kw})
+    return build_augmenter("unrestricted", gan=tiny_gan(), **{"pool_size": 24, "latent_steps": 4, "refresh": 0.5, **kw})
 
 
 def test_unrestricted_pool_persists_refreshes_and_serves_successes():
