@@ -76,6 +76,10 @@ def make_augmenter(name: str, options: dict, ds: ImageDataset) -> Augmenter:
                           f"(it takes: {', '.join(p for p in accepted if p != 'self') or 'nothing'})")
     if "eps" in accepted and "eps" not in given:
         given["eps"] = ds.default_eps
+    if "gan" in accepted:
+        if "gan" not in given:
+            raise ConfigError(f"--augment {name} needs --gan RUN (a trained AC-GAN run or checkpoint)")
+        given["gan"] = load_compatible_gan(given["gan"], ds, runtime.pick_device("cpu"))
     try:
         return cls(**given)
     except (ValueError, TypeError) as e:
@@ -104,6 +108,8 @@ class EvalSettings:
     attacks: bool = True
     gan: str | None = None            # GAN run/checkpoint: sample accuracy, FID/IS (classifier features)
     gan_samples: int = 1000
+    unrestricted_samples: int = 200   # latent searches against the model (with --gan)
+    latent_steps: int = 200           # search steps per sample (early stop on success)
     seed: int = 0
     batch_size: int = 500
 
@@ -153,13 +159,37 @@ def _attack_metrics(model, ds: ImageDataset, s: EvalSettings, dev) -> dict:
     return r
 
 
-def _gan_metrics(model, ds: ImageDataset, s: EvalSettings, dev) -> dict:
-    from gan import check_compatible as gan_compatible, gan_metrics, load_gan
-    loaded = load_gan(s.gan, dev)
+def load_compatible_gan(path, ds: ImageDataset, dev):
+    """Load a GAN run/checkpoint and check it was trained on this data set's classes and image shape."""
+    from gan import check_compatible as gan_compatible, load_gan
+    loaded = load_gan(path, dev)
     gan_compatible(loaded.info, num_classes=ds.num_classes, channels=ds.channels, image_size=ds.image_size,
-                   dataset=ds.name)
-    return gan_metrics(loaded.generator, loaded.critic, model, ds.test, n_samples=s.gan_samples,
-                       batch_size=256, seed=s.seed, device=dev, feature_net=f"{ds.name} classifier under test")
+                   dataset=ds.name, path=path)
+    return loaded
+
+
+def _gan_metrics(model, ds: ImageDataset, s: EvalSettings, dev) -> dict:
+    from gan import gan_metrics
+    loaded = load_compatible_gan(s.gan, ds, dev)
+    result = gan_metrics(loaded.generator, loaded.critic, model, ds.test, n_samples=s.gan_samples,
+                         batch_size=256, seed=s.seed, device=dev, feature_net=f"{ds.name} classifier under test")
+    return {**result, **unrestricted_metrics(model, loaded, s, dev)}
+
+
+def unrestricted_metrics(model, loaded, s: EvalSettings, dev) -> dict:
+    """Song et al.'s latent search against ``model`` on ``s.unrestricted_samples`` class-balanced
+    samples: success = classifier fooled while the AC head still says the source class."""
+    from augment.latent_search import unrestricted_search
+    k = loaded.info["num_classes"]
+    labels = (torch.arange(s.unrestricted_samples) % k).to(dev)
+    rng = torch.Generator(device=dev).manual_seed(s.seed)
+    res = unrestricted_search(loaded.generator, loaded.critic, model, labels, steps=s.latent_steps,
+                              generator_rng=rng)
+    ok = res.success
+    return {"unrestricted_success_rate": ok.float().mean().item(),
+            "unrestricted_mean_steps": res.steps_taken[ok].float().mean().item() if ok.any() else None,
+            "unrestricted_acc": (res.pred == labels).float().mean().item(),   # on the returned examples
+            "unrestricted_samples": len(labels), "unrestricted_latent_steps": s.latent_steps}
 
 
 def attack_grid(kind: str, classifier_run: str | Path, out: str | Path, *, data_dir: str = "datasets",
@@ -185,6 +215,32 @@ def attack_grid(kind: str, classifier_run: str | Path, out: str | Path, *, data_
                 [f"x{1 / (2 * eps):.0f}" for _ in y]]
     save_comparison_grid([x, x_adv, amplify(x_adv - x, eps)], out, scale=scale, captions=captions,
                          col_labels=["true: pred", f"{kind.upper()} {eps:.3g}", "delta"])
+    return Path(out)
+
+
+def unrestricted_grid(classifier_run: str | Path, gan_run: str | Path, out: str | Path, *,
+                      data_dir: str = "datasets", rows: int = 8, latent_steps: int = 200, device: str = "auto",
+                      seed: int = 0, scale: int = 3) -> Path:
+    """PNG: start G(z0, y) | found G(z*, y) | amplified difference, one row per class-balanced sample,
+    captioned with the classifier's prediction and the AC head's class."""
+    from augment.attacks import predict
+    from augment.latent_search import unrestricted_search
+    from grids import amplify, save_comparison_grid
+    dev = runtime.pick_device(device)
+    model, ckpt = load_classifier(classifier_run, dev)
+    ds = load_dataset(ckpt["dataset"], data_dir)
+    loaded = load_compatible_gan(gan_run, ds, dev)
+    labels = (torch.arange(rows) % ds.num_classes).to(dev)
+    res = unrestricted_search(loaded.generator, loaded.critic, model, labels, steps=latent_steps,
+                              generator_rng=torch.Generator(device=dev).manual_seed(seed))
+    name = lambda i: ds.classes[int(i)][:12]
+    diff = (res.x - res.x0).abs().amax().item()
+    captions = [[f"{name(y)}: {name(p)}" for y, p in zip(labels, predict(model, res.x0))],
+                [f"{name(p)} / AC {name(a)}" + ("" if ok else " (fail)")
+                 for p, a, ok in zip(res.pred, res.ac_pred, res.success)],
+                [f"+-{diff:.2f}" for _ in labels]]
+    save_comparison_grid([res.x0, res.x, amplify(res.x - res.x0, diff)], out, scale=scale, captions=captions,
+                         col_labels=["start y: pred", "found: pred/AC", "difference"], font_size=10)
     return Path(out)
 
 

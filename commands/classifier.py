@@ -30,6 +30,13 @@ _T = TrainConfig()
 @click.option("--aug-ratio", type=float, default=None,
               help="Fraction of each batch replaced by augmented samples.  [default: 1.0 attacks, 0.5 gan/unrestricted]")
 @click.option("--aug-weight", type=float, default=None, help="Loss weight of augmented samples.  [default: 1.0]")
+@click.option("--gan", "gan_run", type=click.Path(exists=True), default=None, metavar="RUN",
+              help="gan/unrestricted: the trained AC-GAN (run directory or checkpoint).")
+@click.option("--gan-candidates", type=int, default=None,
+              help="gan: keep the most confident of k samples per slot (AC head).  [default: 1, no filter]")
+@click.option("--latent-steps", type=int, default=None,
+              help="unrestricted: warm-started search steps per pool refresh.  [default: 5]")
+@click.option("--pool-size", type=int, default=None, help="unrestricted: latent pool size.  [default: 512]")
 @click.option("--epochs", type=click.IntRange(min=1), default=_T.epochs, show_default=True,
               help="Passes of work over the training set (free training divides them by --replays).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=_T.batch_size, show_default=True)
@@ -52,7 +59,7 @@ _T = TrainConfig()
 @resume_option
 @reports_user_errors
 def train_classifier(dataset, data_dir, arch, augment, eps, alpha, zero_start, pgd_steps, replays, aug_ratio,
-                     aug_weight, epochs, batch_size, lr, schedule, weight_decay, label_smoothing, amp,
+                     aug_weight, gan_run, gan_candidates, latent_steps, pool_size, epochs, batch_size, lr, schedule, weight_decay, label_smoothing, amp,
                      channels_last, nonfinite, out, device, seed, resume):
     """Train a DenseNet-BC classifier, optionally with an augmenter.
 
@@ -61,6 +68,7 @@ def train_classifier(dataset, data_dir, arch, augment, eps, alpha, zero_start, p
       python cli.py train-classifier --dataset digits --arch densenet-bc-40-12 --epochs 5 --out runs/d
       python cli.py train-classifier --dataset digits --augment fgsm --eps 0.1 --out runs/d-fgsm
       python cli.py train-classifier --dataset digits --augment free --replays 4 --out runs/d-free
+      python cli.py train-classifier --dataset digits --augment unrestricted --gan runs/gan-digits --out runs/d-u
       python cli.py train-classifier --out runs/d --resume
 
     Ctrl-C (or SIGTERM) saves a checkpoint at the next step boundary; --resume continues exactly.
@@ -70,7 +78,8 @@ def train_classifier(dataset, data_dir, arch, augment, eps, alpha, zero_start, p
                         label_smoothing=label_smoothing, amp=amp, channels_last=channels_last, seed=seed,
                         nonfinite=nonfinite)
     aug_kw = {"eps": eps, "alpha": alpha, "random_start": False if zero_start else None, "steps": pgd_steps,
-              "replays": replays, "ratio": aug_ratio, "weight": aug_weight}
+              "replays": replays, "ratio": aug_ratio, "weight": aug_weight, "gan": gan_run,
+              "candidates": gan_candidates, "latent_steps": latent_steps, "pool_size": pool_size}
     run = ClassifierRun(dataset=dataset, data_dir=data_dir, arch=arch, augment=augment, augment_kw=aug_kw,
                         train=train)
     metrics = run_training(run, out, device=device, resume=resume)
@@ -93,18 +102,24 @@ def train_classifier(dataset, data_dir, arch, augment, eps, alpha, zero_start, p
 @click.option("--no-attacks", is_flag=True, help="Clean accuracy only.")
 @click.option("--gan", type=click.Path(exists=True), default=None, metavar="RUN",
               help="AC-GAN run or checkpoint: accuracy on its samples, FID/IS in this classifier's features.")
-@click.option("--gan-samples", type=click.IntRange(min=10), default=1000, show_default=True)
+@click.option("--gan-samples", type=click.IntRange(min=10), default=1000, show_default=True,
+              help="Class-balanced GAN samples for sample accuracy, FID and IS.")
+@click.option("--unrestricted-samples", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Latent searches against the model for the unrestricted success rate.")
+@click.option("--latent-steps", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Most search steps per unrestricted example (each stops early on success).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True)
 @device_option
 @seed_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @reports_user_errors
 def evaluate(run, dataset, data_dir, eps, pgd_steps, restarts, losses, subset, no_attacks, gan, gan_samples,
-             batch_size, device, seed, as_json):
+             unrestricted_samples, latent_steps, batch_size, device, seed, as_json):
     """Evaluate a trained classifier (RUN: run directory or checkpoint file).
 
     Clean accuracy on the whole test split; FGSM and PGD-K (CE and CW losses, restarts) keeping the
-    worst case per sample; with --gan, accuracy on the GAN's class-conditional samples. Results are
+    worst case per sample; with --gan, accuracy on the GAN's class-conditional samples and the success
+    rate of unrestricted adversarial examples (latent search; AC head must keep the class). Results are
     merged into the run's metrics.json. The data set defaults to the checkpoint's.
 
     \b
@@ -120,6 +135,7 @@ def evaluate(run, dataset, data_dir, eps, pgd_steps, restarts, losses, subset, n
                                  param_hint="--losses")
     settings = EvalSettings(eps=eps, pgd_steps=pgd_steps, restarts=restarts, losses=names, subset=subset,
                             attacks=not no_attacks, gan=gan, gan_samples=gan_samples, seed=seed,
+                            unrestricted_samples=unrestricted_samples, latent_steps=latent_steps,
                             batch_size=batch_size)
     result = evaluate_classifier(run, settings, data_dir=data_dir, dataset=dataset, device=device)
     if as_json:

@@ -1,4 +1,5 @@
-"""Attack grid kinds for ``grid --kind``: fgsm and pgd (clean | adversarial | amplified perturbation)."""
+"""Attack grid kinds for ``grid --kind``: fgsm and pgd (clean | adversarial | amplified perturbation),
+and unrestricted (start G(z0, y) | found G(z*, y) | difference)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,3 +26,12 @@ def fgsm_grid(**options) -> Path:
 def pgd_grid(**options) -> Path:
     """Test images, their PGD-20 versions and the perturbation, with true/predicted classes."""
     return _attack_grid("pgd", **options)
+
+
+@grid_kind("unrestricted")
+def unrestricted_grid(*, classifier, gan_run, out, device, seed, scale, data_dir="datasets", rows=8, **_) -> Path:
+    """Unrestricted adversarial examples found by latent search against the classifier."""
+    from pipeline import unrestricted_grid as draw
+    if classifier is None or gan_run is None:
+        raise UserError("--kind unrestricted needs --classifier RUN and --gan RUN")
+    return draw(classifier, gan_run, out, data_dir=data_dir, rows=rows, device=device, seed=seed, scale=scale)
