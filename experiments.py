@@ -17,7 +17,8 @@ from pathlib import Path
 import runs
 import runtime
 from classifier import TrainConfig
-from pipeline import ClassifierRun, EvalSettings, attack_grid, evaluate_classifier, train_classifier
+from pipeline import (ClassifierRun, EvalSettings, attack_grid, evaluate_classifier, train_classifier,
+                      unrestricted_grid)
 
 
 @dataclass
@@ -56,7 +57,8 @@ SUITES: dict[str, Suite] = {
     # digits, end to end in minutes on 2 CPU cores: the README's quick demo
     "demo": Suite("demo", "digits", "densenet-bc-22-8",
                   TrainConfig(epochs=12, batch_size=64, lr=0.1, schedule="cosine"),
-                  settings=_adversarial(3) + [Setting("gan", "gan", cost=1.5)],
+                  settings=_adversarial(3) + [Setting("gan", "gan", cost=1.5),
+                                              Setting("unrestricted", "unrestricted", cost=3)],
                   eval=EvalSettings(pgd_steps=10, restarts=1, gan_samples=500)),
 }
 
@@ -116,6 +118,7 @@ def _pictures_and_report(suite: Suite, out: Path, gan_dir: Path, data_dir: str, 
         from gan import load_gan, save_sample_grid
         loaded = load_gan(gan_dir, runtime.pick_device(device))
         save_sample_grid(loaded.generator, pictures / "samples.png", classes=loaded.info.get("classes"), scale=2)
+        unrestricted_grid(clean, gan_dir, pictures / "unrestricted.png", data_dir=data_dir, device=device)
     rows = collect([out / s.name for s in suite.settings])
     paths = write_report(rows, out, title=f"{suite.name}: {suite.dataset}, {suite.arch}")
     _log(f"report: {paths['md']}  pictures: {pictures}")
