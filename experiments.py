@@ -59,7 +59,8 @@ SUITES: dict[str, Suite] = {
                   TrainConfig(epochs=12, batch_size=64, lr=0.1, schedule="cosine"),
                   settings=_adversarial(3) + [Setting("gan", "gan", cost=1.5),
                                               Setting("unrestricted", "unrestricted", cost=3)],
-                  eval=EvalSettings(pgd_steps=10, restarts=1, gan_samples=500)),
+                  eval=EvalSettings(pgd_steps=10, restarts=1, gan_samples=500, unrestricted_samples=100,
+                                    latent_steps=100)),
 }
 
 
