@@ -107,3 +107,46 @@ def test_attack_grid(tmp_path, kind):
     img = Image.open(tmp_path / "g.png")
     assert img.width > 3 * 64 and img.height > 8 * 64      # 3 columns x 8 rows of 2x-scaled (--scale) 32-px images
     assert invoke("grid", "--kind", kind, "--out", tmp_path / "h.png").exit_code == 2   # no --classifier
+
+
+def _gan_run(path, num_classes=10):
+    """An (untrained) AC-GAN checkpoint for digits-shaped data, written like train-gan writes it."""
+    import dataclasses
+
+    import runs
+    import torch
+    from data import load_dataset
+    from gan import GANConfig, GANTrainer, TrainConfig as GANTrain
+    ds = load_dataset("digits")
+    if num_classes != 10:
+        ds = dataclasses.replace(ds, classes=ds.classes[:num_classes])
+    cfg = GANConfig(num_classes=num_classes, out_channels=1, g_channels=(16, 8, 8, 4), d_channels=(4, 8, 8))
+    trainer = GANTrainer(cfg, GANTrain(steps=1, amp=False, channels_last=False), torch.device("cpu"))
+    runs.atomic_save(trainer.state_dict(ds), path / "checkpoint.pt")
+    return path
+
+
+def test_generator_based_modes_through_the_cli(tmp_path):
+    gan = _gan_run(tmp_path)
+    clf = tmp_path / "clf"
+    result = invoke("train-classifier", "--dataset", "digits", "--arch", "densenet-bc-22-8", "--augment", "gan",
+                    "--gan", gan, "--epochs", 1, "--batch-size", 256, "--out", clf)
+    assert result.exit_code == 0, result.output
+    result = invoke("evaluate", clf, "--subset", 16, "--pgd-steps", 1, "--gan", gan, "--gan-samples", 20,
+                    "--unrestricted-samples", 10, "--latent-steps", 3, "--json")
+    assert result.exit_code == 0, result.output
+    r = json.loads(result.stdout)
+    for key in ("gan_sample_acc", "unrestricted_success_rate", "unrestricted_acc"):
+        assert 0 <= r[key] <= 1, key
+    assert r["unrestricted_samples"] == 10 and r["gan_feature_net"]
+    result = invoke("grid", "--kind", "unrestricted", "--classifier", clf, "--gan", gan, "--out", tmp_path / "u.png")
+    assert result.exit_code == 0 and (tmp_path / "u.png").stat().st_size > 1000
+
+
+def test_gan_mismatch_and_missing_gan_are_one_line(tmp_path):
+    other = _gan_run(tmp_path / "g3", num_classes=3) if (tmp_path / "g3").mkdir() is None else None
+    result = invoke("train-classifier", "--dataset", "digits", "--augment", "gan", "--gan", other, "--out", tmp_path / "o")
+    assert result.exit_code == 2 and "3 classes" in result.output and "10 classes" in result.output
+    result = invoke("train-classifier", "--dataset", "digits", "--augment", "unrestricted", "--out", tmp_path / "o")
+    assert result.exit_code == 2 and "needs --gan" in result.output
+    assert not (tmp_path / "o").exists()
