@@ -43,6 +43,14 @@ class Suite:
     gan_steps: int | None = None       # None: the preset's default
     needs_gan: bool = True
 
+    def __post_init__(self):
+        names = [s.name for s in self.settings]
+        if len(set(names)) != len(names) or GAN_DIR in names or "pictures" in names:
+            raise ValueError(f"suite {self.name}: run names must be unique and not {GAN_DIR!r} or 'pictures'")
+
+
+GAN_DIR = "acgan"                      # the suite's AC-GAN run, beside the classifier runs
+
 
 def _adversarial(eps_steps: int) -> list[Setting]:
     return [
@@ -69,7 +77,7 @@ def run_suite(suite: Suite, out: str | Path, *, data_dir: str = "datasets", devi
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs.write_json(out / "suite.json", asdict(suite))
-    gan_dir = out / "gan"
+    gan_dir = out / GAN_DIR
     if suite.needs_gan:
         _log(f"[gan] AC-GAN ({suite.gan_preset} preset) on {suite.dataset}")
         _train_gan(suite, gan_dir, data_dir, device)

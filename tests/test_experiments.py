@@ -26,3 +26,12 @@ def test_suite_runs_then_skips_finished_runs(tmp_path, mini_suite):
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/checkpoint.pt")}
     run_suite(mini_suite, tmp_path)                               # nothing left to train or evaluate
     assert stamps == {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/checkpoint.pt")}
+
+
+def test_run_names_cannot_collide_with_the_gan_run():
+    with pytest.raises(ValueError, match="unique"):
+        Suite("bad", "digits", "densenet-bc-22-8", TrainConfig(), settings=[Setting("acgan", "gan")],
+              eval=EvalSettings())
+    with pytest.raises(ValueError, match="unique"):
+        Suite("bad", "digits", "densenet-bc-22-8", TrainConfig(), settings=[Setting("a"), Setting("a")],
+              eval=EvalSettings())
