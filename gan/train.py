@@ -60,7 +60,7 @@ class TrainConfig:
 
 TRAIN_PRESETS: dict[str, dict] = {
     "cifar": dict(steps=100_000, n_critic=5, batch_size=64, ema_decay=0.999),
-    "small": dict(steps=1800, n_critic=2, batch_size=64, lr_g=4e-4, lr_d=4e-4, gp_every=4, ac_weight_real=1.0,
+    "small": dict(steps=2600, n_critic=2, batch_size=64, lr_g=4e-4, lr_d=4e-4, gp_every=4, ac_weight_real=1.0,
                   ac_weight_fake=1.0, ema_decay=0.995, ckpt_every=500, sample_every=300),
 }
 PRESETS = sorted(set(MODEL_PRESETS) & set(TRAIN_PRESETS))
