@@ -18,7 +18,7 @@ import runs
 import runtime
 from classifier import TrainConfig
 from pipeline import (ClassifierRun, EvalSettings, attack_grid, evaluate_classifier, train_classifier,
-                      unrestricted_grid)
+                      train_gan_run, unrestricted_grid)
 
 
 @dataclass
@@ -93,12 +93,8 @@ def run_suite(suite: Suite, out: str | Path, *, data_dir: str = "datasets", devi
 
 
 def _train_gan(suite: Suite, gan_dir: Path, data_dir: str, device: str) -> None:
-    from data import load_dataset
-    from gan import preset_configs, train_gan
-    model_cfg, cfg = preset_configs(suite.gan_preset, steps=suite.gan_steps, seed=suite.train.seed)
-    resume = (gan_dir / runs.CHECKPOINT_NAME).is_file()
-    train_gan(load_dataset(suite.dataset, data_dir), gan_dir, model_cfg=model_cfg, cfg=cfg,
-              device=runtime.pick_device(device), resume=resume)
+    train_gan_run(gan_dir, dataset=suite.dataset, data_dir=data_dir, preset=suite.gan_preset, device=device,
+                  resume=(gan_dir / runs.CHECKPOINT_NAME).is_file(), steps=suite.gan_steps, seed=suite.train.seed)
 
 
 def _train_setting(suite: Suite, s: Setting, run_dir: Path, gan_dir: Path, data_dir: str, device: str) -> None:

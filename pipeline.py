@@ -58,6 +58,23 @@ def train_classifier(run: ClassifierRun, out: str | Path, *, device: str = "auto
                epoch_hooks=overfit_hooks(aug, ds, dev, history), extra_config={"run": runs_cfg["run"], "arch": run.arch})
 
 
+def train_gan_run(out: str | Path, *, dataset: str | None = None, data_dir: str = "datasets",
+                  preset: str = "cifar", device: str = "auto", resume: bool = False, **overrides) -> dict:
+    """Train (or resume) an AC-GAN run into ``out`` from a preset plus overrides (None = preset's).
+
+    With ``resume`` the checkpoint's settings and data set win; only an explicit ``steps`` extends it.
+    """
+    from gan import preset_configs, train_gan
+    dev = runtime.pick_device(device)
+    runtime.init_distributed(dev)
+    if dataset is None:
+        dataset = runs.load_checkpoint(out, kind="gan")["dataset"] if resume else "cifar100"
+    model_cfg, cfg = preset_configs(preset, **overrides)
+    summary = train_gan(load_dataset(dataset, data_dir), out, model_cfg=model_cfg, cfg=cfg, device=dev,
+                        resume=resume, extend_to=overrides.get("steps") if resume else None)
+    return {**summary, "dataset": dataset}
+
+
 def make_augmenter(name: str, options: dict, ds: ImageDataset) -> Augmenter:
     """Build augmenter ``name`` from the options the user gave (None = not given).
 

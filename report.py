@@ -22,8 +22,8 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("pgd_acc", "PGD acc", "acc"),
     ("gan_sample_acc", "GAN-sample acc", "acc"),
     ("unrestricted_success_rate", "unrestricted success", "acc"),
-    ("train_seconds", "train time (s)", "seconds"),
-    ("images_per_second", "images/s", "rate"),
+    ("train_seconds", "train time (s)", "count"),
+    ("images_per_second", "images/s", "count"),
 ]
 BARS = [("clean_acc", "clean"), ("fgsm_acc", "FGSM"), ("pgd_acc", "PGD"), ("gan_sample_acc", "GAN samples"),
         ("unrestricted_acc", "unrestricted (found vs clean model)")]
@@ -49,9 +49,7 @@ def _fmt(value, kind: str) -> str:
         return "-"
     if kind == "acc":
         return f"{100 * value:.1f}%"
-    if kind == "seconds":
-        return f"{value:.0f}"
-    if kind == "rate":
+    if kind == "count":
         return f"{value:.0f}"
     return str(value)
 

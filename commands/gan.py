@@ -67,20 +67,10 @@ def train_gan(dataset, data_dir, preset, out, device, seed, resume, **overrides)
       python cli.py train-gan --dataset cifar10 --preset cifar --out runs/gan-c10 --device cuda
       python cli.py train-gan --out runs/gan-digits --resume
     """
-    import runs
-    import runtime
-    from data import load_dataset
-    from gan import preset_configs, train_gan as run_training
-
-    dev = runtime.pick_device(device)
-    runtime.init_distributed(dev)
-    if dataset is None:
-        dataset = runs.load_checkpoint(out, kind="gan")["dataset"] if resume else "cifar100"
-    model_cfg, cfg = preset_configs(preset, seed=seed, **overrides)
-    ds = load_dataset(dataset, data_dir)
-    summary = run_training(ds, out, model_cfg=model_cfg, cfg=cfg, device=dev, resume=resume,
-                           extend_to=overrides["steps"] if resume else None)
-    click.echo(f"done: {summary['gan_steps']} generator steps on {dataset} in {summary['train_seconds']:.0f} s; "
+    from pipeline import train_gan_run
+    summary = train_gan_run(out, dataset=dataset, data_dir=data_dir, preset=preset, device=device, resume=resume,
+                            seed=seed, **overrides)
+    click.echo(f"done: {summary['gan_steps']} generator steps on {summary['dataset']} in {summary['train_seconds']:.0f} s; "
                f"samples in {Path(out) / 'samples'}, generator in {Path(out) / 'checkpoint.pt'}")
 
 
