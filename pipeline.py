@@ -39,10 +39,11 @@ def train_classifier(run: ClassifierRun, out: str | Path, *, device: str = "auto
     runtime.init_distributed(dev)
     history = []
     if resume:  # the checkpoint's settings win: nothing needs repeating on the command line
-        saved = runs.load_checkpoint(out, kind="classifier")
+        saved = runs.resume_checkpoint(out, kind="classifier")
         run = ClassifierRun(**{**saved["config"]["run"], "train": TrainConfig(**saved["config"]["train"]),
                                "data_dir": run.data_dir})
         history = saved["history"]
+    _check_global_batch(run.train.batch_size)
     ds = load_dataset(run.dataset, run.data_dir)
     aug = make_augmenter(run.augment, run.augment_kw, ds)
     run.augment_kw = {k: v for k, v in run.augment_kw.items() if v is not None}
@@ -58,6 +59,13 @@ def train_classifier(run: ClassifierRun, out: str | Path, *, device: str = "auto
                epoch_hooks=overfit_hooks(aug, ds, dev, history), extra_config={"run": runs_cfg["run"], "arch": run.arch})
 
 
+def _check_global_batch(batch_size: int) -> None:
+    try:
+        runtime.per_rank_batch(batch_size, "--batch-size")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def train_gan_run(out: str | Path, *, dataset: str | None = None, data_dir: str = "datasets",
                   preset: str = "cifar", device: str = "auto", resume: bool = False, **overrides) -> dict:
     """Train (or resume) an AC-GAN run into ``out`` from a preset plus overrides (None = preset's).
@@ -68,9 +76,14 @@ def train_gan_run(out: str | Path, *, dataset: str | None = None, data_dir: str 
     dev = runtime.pick_device(device)
     runtime.init_distributed(dev)
     if dataset is None:
-        dataset = runs.load_checkpoint(out, kind="gan")["dataset"] if resume else "cifar100"
+        dataset = runs.resume_checkpoint(out, kind="gan")["dataset"] if resume else "cifar100"
     model_cfg, cfg = preset_configs(preset, **overrides)
-    summary = train_gan(load_dataset(dataset, data_dir), out, model_cfg=model_cfg, cfg=cfg, device=dev,
+    _check_global_batch(cfg.batch_size)
+    ds = load_dataset(dataset, data_dir)
+    if cfg.batch_size > len(ds.train):      # whole batches only: not even one would exist
+        raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the {len(ds.train)} training images "
+                          f"of {dataset}")
+    summary = train_gan(ds, out, model_cfg=model_cfg, cfg=cfg, device=dev,
                         resume=resume, extend_to=overrides.get("steps") if resume else None)
     return {**summary, "dataset": dataset}
 

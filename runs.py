@@ -114,6 +114,17 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None,
     return ckpt
 
 
+def resume_checkpoint(out: str | os.PathLike, kind: str) -> dict:
+    """The checkpoint a ``--resume`` continues from; RunDirError when ``out`` holds none."""
+    if not (Path(out) / CHECKPOINT_NAME).is_file():
+        raise _nothing_to_resume(out)
+    return load_checkpoint(out, kind=kind)
+
+
+def _nothing_to_resume(out) -> RunDirError:
+    return RunDirError(f"--resume: nothing to resume in {out} (no {CHECKPOINT_NAME})")
+
+
 # ----------------------------------------------------------------------------- run directories
 
 def prepare_run_dir(out: str | os.PathLike, *, resume: bool, config: dict | None = None) -> Path:
@@ -128,7 +139,7 @@ def prepare_run_dir(out: str | os.PathLike, *, resume: bool, config: dict | None
         raise RunDirError(f"--out {out} is a file, not a folder")
     has_ckpt = (out / CHECKPOINT_NAME).is_file()
     if resume and not has_ckpt:
-        raise RunDirError(f"--resume: nothing to resume in {out} (no {CHECKPOINT_NAME})")
+        raise _nothing_to_resume(out)
     if not resume and has_ckpt:
         raise RunDirError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
     try:

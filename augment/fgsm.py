@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from .attacks import fgsm
 from .base import register_augmenter
-from .mixing import MixingAugmenter
+from .mixing import MixingAugmenter, check_eps
 
 
 @register_augmenter("fgsm")
@@ -30,8 +30,7 @@ class FGSMAugmenter(MixingAugmenter):
     def __init__(self, *, eps: float, alpha: float | None = None, random_start: bool = True,
                  ratio: float | None = None, weight: float = 1.0):
         super().__init__(ratio=ratio, weight=weight)
-        if not eps > 0:
-            raise ValueError(f"eps must be > 0 (got {eps})")
+        check_eps(eps)
         self.eps, self.random_start = float(eps), bool(random_start)
         self.alpha = (1.25 * eps if random_start else eps) if alpha is None else float(alpha)
 

@@ -26,15 +26,14 @@ import torch
 import torch.nn as nn
 
 from .base import register_augmenter
-from .mixing import MixingAugmenter
+from .mixing import MixingAugmenter, check_eps
 
 
 @register_augmenter("free")
 class FreeAugmenter(MixingAugmenter):
     def __init__(self, *, eps: float, replays: int = 4, ratio: float | None = None, weight: float = 1.0):
         super().__init__(ratio=ratio, weight=weight)
-        if not eps > 0:
-            raise ValueError(f"eps must be > 0 (got {eps})")
+        check_eps(eps)
         if replays < 1:
             raise ValueError(f"replays must be >= 1 (got {replays})")
         self.eps, self.replays = float(eps), int(replays)

@@ -19,6 +19,12 @@ import torch.nn as nn
 from .base import AugBatch, Augmenter
 
 
+def check_eps(eps: float) -> None:
+    """An L-inf budget in [0, 1] pixel space: 0 < eps <= 1."""
+    if not 0.0 < eps <= 1.0:
+        raise ValueError(f"eps must be in (0, 1] for images in [0, 1] (got {eps})")
+
+
 class MixingAugmenter(Augmenter):
     """Base class holding ``ratio`` / ``weight`` (validated) and the mixing of a batch.
 

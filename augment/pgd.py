@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from .attacks import attack_loss, pgd
 from .base import register_augmenter
-from .mixing import MixingAugmenter
+from .mixing import MixingAugmenter, check_eps
 
 
 @register_augmenter("pgd")
@@ -30,8 +30,7 @@ class PGDAugmenter(MixingAugmenter):
     def __init__(self, *, eps: float, steps: int = 7, alpha: float | None = None, random_start: bool = True,
                  loss: str = "ce", ratio: float | None = None, weight: float = 1.0):
         super().__init__(ratio=ratio, weight=weight)
-        if not eps > 0:
-            raise ValueError(f"eps must be > 0 (got {eps})")
+        check_eps(eps)
         if steps < 1:
             raise ValueError(f"PGD steps must be >= 1 (got {steps})")
         attack_loss(loss)                                   # validate the name now, not mid-training

@@ -24,6 +24,7 @@ import runtime
 from data import DeviceLoader, ImageDataset, Split
 
 from .densenet import classifier_config, unwrap
+from .sync_bn import convert_sync_batchnorm
 
 
 @dataclass
@@ -41,6 +42,8 @@ class TrainConfig:
     seed: int = 0
     eval_batch_size: int = 500
     nonfinite: str = "stop"           # stop | skip: what a NaN/inf training loss does
+    sync_bn: bool = False             # under torchrun: batch-norm statistics of the global batch
+    compile: bool = False             # torch.compile the training model (first steps pay the compile)
 
 
 SCHEDULES: dict[str, Callable[[float], float]] = {
@@ -155,7 +158,7 @@ def _train_step(state: "_TrainState", x: torch.Tensor, y: torch.Tensor):
         with runtime.autocast(state.device, cfg.amp):
             logits = model(xb)
         losses = F.cross_entropy(logits.float(), batch.y, reduction="none", label_smoothing=cfg.label_smoothing)
-        loss = (losses * batch.weight).mean() if batch.weight is not None else losses.mean()
+        loss = _global_mean(losses * batch.weight if batch.weight is not None else losses)
         opt.zero_grad(set_to_none=True)
         if runtime.any_rank(not torch.isfinite(loss).item(), state.device):
             state.non_finite(loss)
@@ -169,6 +172,23 @@ def _train_step(state: "_TrainState", x: torch.Tensor, y: torch.Tensor):
     return result
 
 
+def make_train_step(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, device: torch.device,
+                    augmenter) -> Callable[[torch.Tensor, torch.Tensor], tuple | None]:
+    """The loop's training step as a function ``step(x, y)`` (benchmarks time exactly what ``fit`` runs)."""
+    state = _TrainState.create(model, dataset, cfg, device, augmenter, Path("."), {})
+    return lambda x, y: _train_step(state, x, y)
+
+
+def _global_mean(values: torch.Tensor) -> torch.Tensor:
+    """The local batch mean; under torchrun scaled so that DDP's averaging over ranks yields the gradient
+    of the *global* batch mean even when ranks hold unequal shares (a short last batch)."""
+    info = runtime.dist_info()
+    if not info.enabled:
+        return values.mean()
+    n = runtime.all_reduce_sum(torch.tensor([float(len(values))], device=values.device))
+    return values.sum() * (info.world_size / n[0])
+
+
 # ----------------------------------------------------------------------------- state and checkpoints
 
 class _TrainState:
@@ -180,16 +200,21 @@ class _TrainState:
     @classmethod
     def create(cls, model, dataset, cfg, device, aug, out, extra_config):
         info = runtime.dist_info()
+        if info.enabled and cfg.sync_bn:
+            model = convert_sync_batchnorm(model, device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         train_model = model
         if info.enabled:
             ids = [device.index] if device.type == "cuda" else None
             train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        if cfg.compile:
+            train_model = torch.compile(train_model)
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                               weight_decay=cfg.weight_decay)
-        loader = DeviceLoader(dataset.train.images, dataset.train.labels, batch_size=cfg.batch_size,
-                              device=device, crop_pad=dataset.crop_pad, flip=dataset.flip, seed=cfg.seed,
+        loader = DeviceLoader(dataset.train.images, dataset.train.labels,
+                              batch_size=runtime.per_rank_batch(cfg.batch_size), device=device,
+                              crop_pad=dataset.crop_pad, flip=dataset.flip, seed=cfg.seed,
                               rank=info.rank, world_size=info.world_size)
         total_epochs = math.ceil(cfg.epochs / aug.replays)
         fp16 = cfg.amp and runtime.autocast_dtype(device) == torch.float16
@@ -234,11 +259,13 @@ class _TrainState:
 
     def interrupt(self, why: str) -> None:
         """Save at this step boundary and stop with a message saying how to resume."""
+        self.partial[:3] = runtime.all_reduce_sum(self.partial[:3].clone())   # the checkpoint holds all ranks'
         self.save()
         raise runtime.Interrupted(f"{why}: stopped at epoch {self.epoch + 1}, batch {self.batch}; checkpoint "
                                   f"saved in {self.out}. Resume with --out {self.out} --resume")
 
-    def checkpoint(self) -> dict:
+    def checkpoint(self, aug_states: list[dict]) -> dict:
+        """``aug_states``: every rank's augmenter state (free's perturbation, the latent pool, ...)."""
         model = unwrap(self.model)
         return {
             "kind": "classifier", "version": runs.PROJECT_VERSION,
@@ -246,18 +273,20 @@ class _TrainState:
             "dataset": self.dataset.name, "num_classes": self.dataset.num_classes,
             "classes": list(self.dataset.classes),
             "model": model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(), "augmenter": self.aug.state_dict(),
+            "scaler": self.scaler.state_dict(), "augmenter": aug_states[0],
+            "augmenter_per_rank": aug_states,
             "epoch": self.epoch, "batch": self.batch, "step": self.step, "rng": runtime.rng_state(),
             "partial": self.partial.cpu(), "history": self.history, "best_acc": self.best_acc,
             "skipped": self.skipped,
         }
 
     def save(self, best: bool = False) -> None:
+        aug_states = runtime.gather_to_main(self.aug.state_dict())      # every rank takes part
         if not runtime.dist_info().is_main:
             return
         if best:
             self.best_acc = self.history[-1]["test_acc"]
-        ckpt = self.checkpoint()
+        ckpt = self.checkpoint(aug_states)
         runs.atomic_save(ckpt, self.out / runs.CHECKPOINT_NAME)
         if best:
             runs.atomic_save(ckpt, self.out / "best.pt")
@@ -267,10 +296,17 @@ class _TrainState:
         unwrap(self.model).load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
-        self.aug.load_state_dict(ckpt["augmenter"])
+        info = runtime.dist_info()
+        per_rank = ckpt.get("augmenter_per_rank") or [ckpt["augmenter"]]
+        if len(per_rank) != info.world_size and per_rank[0]:
+            _log(f"warning: the augmenter state was saved by {len(per_rank)} rank(s) and is resumed on "
+                 f"{info.world_size}: every rank starts from rank 0's")
+        self.aug.load_state_dict(per_rank[info.rank] if len(per_rank) == info.world_size else per_rank[0])
         for k in ("epoch", "batch", "step", "history", "best_acc", "skipped"):
             setattr(self, k, ckpt[k])
         self.partial = ckpt["partial"].to(self.device)
+        if not info.is_main:
+            self.partial[:3] = 0                  # rank 0 carries the sums of the interrupted epoch
         runtime.set_rng_state(ckpt["rng"])
         self.set_lr()
 
@@ -287,8 +323,9 @@ class _TrainState:
         }
 
     def final_metrics(self) -> dict:
+        aug_states = runtime.gather_to_main(self.aug.state_dict())
         if runtime.dist_info().is_main:
-            runs.atomic_save(self.checkpoint(), self.out / "final.pt")
+            runs.atomic_save(self.checkpoint(aug_states), self.out / "final.pt")
             return runs.update_metrics(self.out, self.metrics())
         return self.metrics()
 

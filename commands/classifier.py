@@ -39,7 +39,8 @@ _T = TrainConfig()
 @click.option("--pool-size", type=int, default=None, help="unrestricted: latent pool size.  [default: 512]")
 @click.option("--epochs", type=click.IntRange(min=1), default=_T.epochs, show_default=True,
               help="Passes of work over the training set (free training divides them by --replays).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=_T.batch_size, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=_T.batch_size, show_default=True,
+              help="Global batch: under torchrun each of N ranks takes batch/N, so the lr stays as it is.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=_T.lr, show_default=True,
               help="Peak SGD learning rate.")
 @click.option("--schedule", type=click.Choice(list(SCHEDULES)), default=_T.schedule, show_default=True,
@@ -53,6 +54,11 @@ _T = TrainConfig()
               help="Channels-last memory format for the model and its inputs.")
 @click.option("--nonfinite", type=click.Choice(["stop", "skip"]), default=_T.nonfinite, show_default=True,
               help="On a NaN/inf loss: stop (keeping the last good checkpoint) or skip the batch.")
+@click.option("--compile", "compile_", is_flag=True, default=_T.compile,
+              help="torch.compile the training model (the first steps pay the compile time).")
+@click.option("--sync-bn", is_flag=True, default=_T.sync_bn,
+              help="Under torchrun: batch-norm statistics of the global batch (SyncBatchNorm on CUDA, an "
+                   "all-reduce on CPU). No effect in one process.")
 @out_option()
 @device_option
 @seed_option
@@ -60,7 +66,7 @@ _T = TrainConfig()
 @reports_user_errors
 def train_classifier(dataset, data_dir, arch, augment, eps, alpha, zero_start, pgd_steps, replays, aug_ratio,
                      aug_weight, gan_run, gan_candidates, latent_steps, pool_size, epochs, batch_size, lr, schedule, weight_decay, label_smoothing, amp,
-                     channels_last, nonfinite, out, device, seed, resume):
+                     channels_last, nonfinite, compile_, sync_bn, out, device, seed, resume):
     """Train a DenseNet-BC classifier, optionally with an augmenter.
 
     \b
@@ -76,7 +82,7 @@ def train_classifier(dataset, data_dir, arch, augment, eps, alpha, zero_start, p
     from pipeline import ClassifierRun, train_classifier as run_training
     train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, weight_decay=weight_decay,
                         label_smoothing=label_smoothing, amp=amp, channels_last=channels_last, seed=seed,
-                        nonfinite=nonfinite)
+                        nonfinite=nonfinite, sync_bn=sync_bn, compile=compile_)
     aug_kw = {"eps": eps, "alpha": alpha, "random_start": False if zero_start else None, "steps": pgd_steps,
               "replays": replays, "ratio": aug_ratio, "weight": aug_weight, "gan": gan_run,
               "candidates": gan_candidates, "latent_steps": latent_steps, "pool_size": pool_size}
@@ -91,7 +97,7 @@ def train_classifier(dataset, data_dir, arch, augment, eps, alpha, zero_start, p
 @click.argument("run", type=click.Path(exists=True))
 @dataset_option(default=None, show_choices=True)
 @data_dir_option
-@click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--eps", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
               help="L-inf radius of the attacks.  [default: the data set's]")
 @click.option("--pgd-steps", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--restarts", type=click.IntRange(min=1), default=1, show_default=True,

@@ -39,7 +39,7 @@ def _opt(flag: str, field: str, type_, help_: str):
               help="Architecture and hyperparameters: cifar (reference widths, GPU) or small (CPU minutes). "
                    "With --resume the run's settings win; only --steps can extend it.")
 @_opt("--steps", "steps", click.IntRange(min=1), "Generator steps (with --resume: may extend the run).")
-@_opt("--batch-size", "batch_size", click.IntRange(min=1), "Batch size per critic / generator step.")
+@_opt("--batch-size", "batch_size", click.IntRange(min=1), "Global batch per critic / generator step (split over torchrun ranks).")
 @_opt("--n-critic", "n_critic", click.IntRange(min=1), "Critic steps per generator step.")
 @_opt("--loss", "loss", click.Choice(loss_names()), "Adversarial loss.")
 @_opt("--penalty", "penalty", click.Choice(penalty_names()), "Critic penalty: WGAN-GP, R1 or none.")

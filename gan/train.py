@@ -4,6 +4,7 @@ Stages: configs and presets | one critic step / one generator step | checkpoint 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from dataclasses import asdict, dataclass, replace
@@ -214,30 +215,34 @@ def train_gan(dataset: ImageDataset, out: str | Path, *, model_cfg: GANConfig, c
     if info.is_main:
         runs.write_json(out / "config.json", {"kind": "gan", "dataset": dataset.name, "version": runs.PROJECT_VERSION,
                                               "model": asdict(trainer.mcfg), "train": asdict(cfg)})
-    loader = DeviceLoader(dataset.train.images, dataset.train.labels, batch_size=cfg.batch_size, device=device,
+    rank_batch = runtime.per_rank_batch(cfg.batch_size)         # --batch-size is the global batch
+    loader = DeviceLoader(dataset.train.images, dataset.train.labels, batch_size=rank_batch, device=device,
                           shuffle=True, seed=cfg.seed, rank=info.rank, world_size=info.world_size, drop_last=True)
     stream, writer = _batches(loader, trainer.batches_seen), runs.make_writer(out, enabled=info.is_main)
     pbar = tqdm(total=cfg.steps, initial=trainer.step, unit="step", desc="train-gan", dynamic_ncols=True,
                 disable=not (progress and info.is_main))
     stats: dict[str, list] = {}
     tick = time.perf_counter()
-    while trainer.step < end:
-        for _ in range(cfg.n_critic):
-            trainer.batches_seen += 1
-            _collect(stats, trainer.critic_step(*next(stream)))
-        _collect(stats, trainer.generator_step(cfg.batch_size))
-        pbar.update(1)
-        step = trainer.step
-        if step % cfg.log_every == 0 or step == end:
-            pbar.set_postfix(_flush(stats, writer, step), refresh=False)
-        if info.is_main and (step % cfg.sample_every == 0 or step == end):
-            _write_grid(trainer, out, writer, dataset.classes)
-        if step % cfg.ckpt_every == 0 or step == end:
-            trainer.seconds += time.perf_counter() - tick
-            tick = time.perf_counter()
-            _save(trainer, dataset, out, final=step == cfg.steps)
-    pbar.close()
-    writer.close()
+    with runtime.GracefulStop() as stop, contextlib.closing(writer), contextlib.closing(pbar):
+        while trainer.step < end:
+            for _ in range(cfg.n_critic):
+                trainer.batches_seen += 1
+                _collect(stats, trainer.critic_step(*next(stream)))
+            _collect(stats, trainer.generator_step(rank_batch))
+            pbar.update(1)
+            step = trainer.step
+            if step % cfg.log_every == 0 or step == end:
+                pbar.set_postfix(_flush(stats, writer, step), refresh=False)
+            if info.is_main and (step % cfg.sample_every == 0 or step == end):
+                _write_grid(trainer, out, writer, dataset.classes)
+            interrupted = stop.should_stop(device)
+            if step % cfg.ckpt_every == 0 or step == end or interrupted:
+                trainer.seconds += time.perf_counter() - tick
+                tick = time.perf_counter()
+                _save(trainer, dataset, out, final=step == cfg.steps)
+            if interrupted:
+                raise runtime.Interrupted(f"{stop.signal_name}: stopped at step {step}/{cfg.steps}; checkpoint "
+                                          f"saved in {out}. Resume with --out {out} --resume")
     return _summary(trainer, dataset, out)
 
 
@@ -305,7 +310,7 @@ def _save(trainer: GANTrainer, dataset: ImageDataset, out: Path, *, final: bool)
 
 def _summary(trainer: GANTrainer, dataset: ImageDataset, out: Path) -> dict:
     cfg = trainer.cfg
-    images = trainer.batches_seen * cfg.batch_size * runtime.dist_info().world_size
+    images = trainer.batches_seen * cfg.batch_size
     summary = {"dataset": dataset.name, "gan_steps": trainer.step, "gan_preset_steps": cfg.steps,
                "train_seconds": round(trainer.seconds, 2),
                "images_per_second": round(images / max(trainer.seconds, 1e-9), 2)}

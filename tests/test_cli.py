@@ -74,7 +74,7 @@ def test_real_process_entry_point(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--augment", "pgd", "--replays", "3"], "replays not used by --augment pgd"),
-    (["--augment", "fgsm", "--eps", "-0.1"], "eps must be > 0"),
+    (["--augment", "fgsm", "--eps", "-0.1"], "eps must be in (0, 1]"),
     (["--augment", "free", "--aug-ratio", "1.5"], "ratio must be in [0, 1]"),
     (["--augment", "none", "--eps", "0.1"], "eps not used by --augment none"),
 ])
