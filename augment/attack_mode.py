@@ -15,8 +15,9 @@ Why eval mode (batch norm on running statistics) during attacks, training attack
   * it is cheaper (PERF_NOTES: 9-18%) and is what conv+BN fusion in the fast attack-time view needs.
   The training forward that follows still uses batch statistics (the loop's model is in train mode).
 
-This is the place for the fast attack-time view (fusion, channels-last, autocast; issue 5): it
-will be yielded here instead of the plain ``forward`` and the attacks need not change.
+The forward yielded is, by default, the fast attack-time view of the model (``attack_view``:
+conv+BN fused, channels-last, autocast, refreshed from the live weights on entry); ``fast=False``
+yields the plain fp32 model. Verdicts (``attacks.predict``) use the view's fp32 ``exact`` forward.
 
 Example::
 
@@ -32,20 +33,9 @@ from typing import Callable, Iterator
 import torch
 import torch.nn as nn
 
+from .attack_view import AttackView, as_logits
+
 Forward = Callable[[torch.Tensor], torch.Tensor]   # [B, C, H, W] in [0, 1] -> logits [B, K]
-
-
-def as_logits(out) -> torch.Tensor:
-    """The logits in a model's output: a tensor, ``out["logits"]``, ``out.logits`` or ``out[0]``."""
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, dict):
-        return out["logits"]
-    if hasattr(out, "logits"):
-        return out.logits
-    if isinstance(out, (tuple, list)):
-        return out[0]
-    raise TypeError(f"cannot find logits in a model output of type {type(out).__name__}")
 
 
 def call_logits(model: Callable, x: torch.Tensor) -> torch.Tensor:
@@ -54,28 +44,43 @@ def call_logits(model: Callable, x: torch.Tensor) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def attack_mode(model: nn.Module | Callable) -> Iterator[Forward]:
-    """Put ``model`` in attack mode for the body; yields ``forward(x) -> logits``.
-
-    Args:
-        model: an ``nn.Module`` (a DistributedDataParallel wrapper is looked through: attacks need
-            no gradient sync), or an already prepared callable (e.g. a ``forward`` yielded by an
-            outer ``attack_mode``), which is used as it is.
-    """
-    if not isinstance(model, nn.Module):
-        yield partial(call_logits, model)
-        return
-    if isinstance(model, nn.parallel.DistributedDataParallel):
-        model = model.module
-    modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode with parameter gradients off for the body; the exact previous per-module ``training``
+    flags and per-parameter ``requires_grad`` are restored on exit, also when the body raises.
+    DistributedDataParallel and torch.compile wrappers are looked through (attacks need no gradient sync
+    and are not compiled)."""
+    while isinstance(module, nn.parallel.DistributedDataParallel) or hasattr(module, "_orig_mod"):
+        module = module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module._orig_mod
+    modes = [(m, m.training) for m in module.modules()]
+    flags = [(p, p.requires_grad) for p in module.parameters()]
     try:
-        model.eval()
+        module.eval()
         for p, _ in flags:
             p.requires_grad_(False)
-        yield partial(call_logits, model)
+        yield module
     finally:
         for m, training in modes:
             m.training = training
         for p, requires_grad in flags:
             p.requires_grad_(requires_grad)
+
+
+@contextlib.contextmanager
+def attack_mode(model: nn.Module | Callable, fast: bool = True) -> Iterator[Forward]:
+    """Put ``model`` in attack mode for the body; yields ``forward(x) -> logits``.
+
+    Args:
+        model: an ``nn.Module`` (frozen for the body, see ``frozen``), an ``AttackView`` (its model is
+            frozen, the view refreshed and yielded), or any other callable, used as it is (e.g. a
+            ``forward`` yielded by an outer ``attack_mode``).
+        fast: yield the attack-time view of a module rather than the plain fp32 module.
+    """
+    if isinstance(model, AttackView):
+        with frozen(model.model):
+            yield model.refresh()
+        return
+    if not isinstance(model, nn.Module):
+        yield partial(call_logits, model)
+        return
+    with frozen(model) as module:
+        yield AttackView.of(module).refresh() if fast else partial(call_logits, module)

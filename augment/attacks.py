@@ -64,20 +64,36 @@ def random_init(x: torch.Tensor, eps: float, generator: torch.Generator | None =
     return (x + (2 * u - 1) * eps).clamp_(0, 1)
 
 
-def input_grad(forward: Forward, x_adv: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> torch.Tensor:
-    """Gradient of ``sum(loss_fn(forward(x_adv), y))`` w.r.t. ``x_adv`` only; non-finite entries -> 0."""
+def _grad(forward: Forward, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, scale: float) -> torch.Tensor:
     with torch.enable_grad():
-        x_adv = x_adv.detach().requires_grad_(True)
-        loss = loss_fn(forward(x_adv), y).sum()
-        (grad,) = torch.autograd.grad(loss, x_adv)
+        x = x.detach().requires_grad_(True)
+        loss = loss_fn(forward(x), y).sum()
+        (grad,) = torch.autograd.grad(loss * scale, x)
+    return grad / scale if scale != 1 else grad
+
+
+def input_grad(forward: Forward, x_adv: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> torch.Tensor:
+    """Gradient of ``sum(loss_fn(forward(x_adv), y))`` w.r.t. ``x_adv`` only; non-finite entries -> 0.
+
+    With a reduced-precision attack view the loss is scaled for fp16 (``forward.grad_scale``), and the
+    samples whose gradient came out all zero or non-finite are recomputed with ``forward.exact`` (fp32).
+    """
+    grad = _grad(forward, x_adv, y, loss_fn, getattr(forward, "grad_scale", 1.0))
+    exact = getattr(forward, "exact", None)
+    if exact is not None:
+        flat = grad.flatten(1)
+        bad = ~torch.isfinite(flat).all(1) | (flat.abs().amax(1) == 0)                   # [B]
+        if bad.any():
+            grad[bad] = _grad(exact, x_adv[bad], y[bad], loss_fn, 1.0)
     return torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 @torch.no_grad()
 def predict(model, x: torch.Tensor) -> torch.Tensor:
-    """Predicted classes ``[B]`` of ``x`` in attack mode."""
+    """Predicted classes ``[B]`` of ``x`` in attack mode: verdicts use the exact fp32 forward of an
+    attack view (the model as evaluated and deployed), whatever precision the attack ran in."""
     with attack_mode(model) as forward:
-        return forward(x).argmax(1)
+        return getattr(forward, "exact", forward)(x).argmax(1)
 
 
 def signed_ascent(forward: Forward, x: torch.Tensor, y: torch.Tensor, *, eps: float, alpha: float,
@@ -168,8 +184,8 @@ def pgd(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int, alph
                                   loss_fn=loss_fn, generator=generator)
             if restarts == 1:
                 return x_adv
-            with torch.no_grad():
-                logits = forward(x_adv)                                   # [B, K]
+            with torch.no_grad():                  # judged like ``predict``: in fp32
+                logits = getattr(forward, "exact", forward)(x_adv)       # [B, K]
                 score = loss_fn(logits, y).masked_fill(logits.argmax(1) != y, float("inf"))
             best_x, best_score = (x_adv, score) if best_x is None else keep_worst(best_x, best_score, x_adv, score)
         return best_x

@@ -32,7 +32,7 @@ import torch.nn as nn
 
 from gan import LoadedGAN, load_gan, sample, truncate
 
-from .attack_mode import attack_mode
+from .attack_mode import attack_mode, frozen
 from .base import register_augmenter
 from .mixing import MixingAugmenter
 
@@ -91,7 +91,7 @@ class GANSampleAugmenter(MixingAugmenter):
     def _confidence(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The judge's softmax probability of label ``y`` for each sample ``[N]``."""
         if self.judge == "ac":
-            with attack_mode(self.gan.critic):
+            with frozen(self.gan.critic):
                 logits = self.gan.critic(x).class_logits
         else:
             with attack_mode(model) as forward:

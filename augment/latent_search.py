@@ -39,7 +39,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attack_mode import attack_mode
+import runtime
+
+from .attack_mode import attack_mode, frozen
 
 
 class SearchResult(NamedTuple):
@@ -89,7 +91,7 @@ def unrestricted_search(generator: nn.Module, critic: nn.Module, classifier, lab
                         lambda1: float = 1.0, lambda2: float = 10.0, z_eps: float = 0.1,
                         eps_pix: float = 0.1, noise: float = 0.0, targets: torch.Tensor | None = None,
                         z_init: torch.Tensor | None = None, tau_init: torch.Tensor | None = None,
-                        generator_rng: torch.Generator | None = None) -> SearchResult:
+                        generator_rng: torch.Generator | None = None, amp: bool = True) -> SearchResult:
     """Search unrestricted adversarial examples of class ``labels`` against ``classifier``.
 
     Args:
@@ -105,6 +107,8 @@ def unrestricted_search(generator: nn.Module, critic: nn.Module, classifier, lab
         z_init, tau_init: where z and tau start (default z0 and zeros): warm starts pass the previous
             search's z and tau while z0 stays the anchor of the latent constraint.
         generator_rng: RNG for z0 and the gradient noise (reproducible runs).
+        amp: the search runs G, the critic and the classifier's attack view under autocast (bf16);
+            successes are then confirmed in fp32. False: everything in fp32.
     Returns:
         ``SearchResult`` (all detached, on the generator's device).
     """
@@ -116,9 +120,9 @@ def unrestricted_search(generator: nn.Module, critic: nn.Module, classifier, lab
         z0 = torch.randn(len(y), generator.cfg.z_dim, device=device, generator=generator_rng)
     z0 = z0.to(device).detach()
     with contextlib.ExitStack() as stack:
-        stack.enter_context(attack_mode(generator))
-        stack.enter_context(attack_mode(critic))
-        forward = stack.enter_context(attack_mode(classifier))
+        stack.enter_context(frozen(generator))
+        stack.enter_context(frozen(critic))
+        forward = stack.enter_context(attack_mode(classifier, fast=amp))
         with torch.no_grad():
             x0 = generator(z0, y)                                        # [B, C, H, W] in [0, 1]
         tau = None
@@ -127,10 +131,12 @@ def unrestricted_search(generator: nn.Module, critic: nn.Module, classifier, lab
         z = z0.clone() if z_init is None else z_init.to(z0).detach().clone()
         state = _SearchState(z0, z, tau, x0, y, t_y)
         settings = dict(steps=steps, lr=lr, lambda1=lambda1, lambda2=lambda2, z_eps=z_eps, eps_pix=eps_pix,
-                        noise=noise, rng=generator_rng)
+                        noise=noise, rng=generator_rng, amp=amp)
         for t in range(steps + 1):
             if not _step(state, t, generator, critic, forward, **settings):
                 break
+        if amp:
+            state.confirm(critic, getattr(forward, "exact", forward))
     return state.result()
 
 
@@ -154,13 +160,23 @@ class _SearchState:
         self.success[idx[ok]] = True
         self.active[idx[ok]] = False
 
+    @torch.no_grad()
+    def confirm(self, critic, exact) -> None:
+        """Re-judge the successes of a reduced-precision search in fp32 (classifier and AC head)."""
+        idx = self.success.nonzero().squeeze(1)
+        if len(idx):
+            pred, ac_pred = exact(self.x[idx]).argmax(1), critic(self.x[idx]).class_logits.argmax(1)
+            targets = None if self.targets is None else self.targets[idx]
+            self.pred[idx], self.ac_pred[idx] = pred, ac_pred
+            self.success[idx] = _succeeded(pred, ac_pred, self.y[idx], targets)
+
     def result(self) -> SearchResult:
         return SearchResult(self.x, self.z, self.success, self.steps_taken, self.pred, self.ac_pred, self.x0,
                             self.tau)
 
 
 def _step(s: _SearchState, t: int, generator, critic, forward, *, steps, lr, lambda1, lambda2, z_eps,
-          eps_pix, noise, rng) -> bool:
+          eps_pix, noise, rng, amp) -> bool:
     """Check step ``t``'s iterate of the active samples, then update those that did not succeed.
     Returns False when nothing is left to do."""
     idx = s.active.nonzero().squeeze(1)                                   # [n]
@@ -170,8 +186,10 @@ def _step(s: _SearchState, t: int, generator, critic, forward, *, steps, lr, lam
     with torch.enable_grad():
         z = s.z[idx].requires_grad_(True)                                 # [n, z_dim]
         tau = None if s.tau is None else s.tau[idx].requires_grad_(True)  # [n, C, H, W]
-        x = _render(generator, z, s.y[idx], tau, eps_pix)
-        logits, ac_logits = forward(x), critic(x).class_logits           # [n, K], [n, K]
+        with runtime.autocast(z.device, amp):
+            x = _render(generator, z, s.y[idx], tau, eps_pix).float()
+            ac_logits = critic(x).class_logits.float()                   # [n, K]
+        logits = forward(x)                                              # [n, K]
         pred, ac_pred = logits.argmax(1), ac_logits.argmax(1)
         ok = _succeeded(pred, ac_pred, s.y[idx], targets)
         s.record(idx, x.detach(), pred, ac_pred, ok, t)

@@ -40,7 +40,7 @@ import torch.nn as nn
 
 from gan import LoadedGAN
 
-from .attack_mode import attack_mode
+from .attack_mode import frozen
 from .base import AugBatch, register_augmenter
 from .gan_samples import gan_on, resolve_gan
 from .latent_search import unrestricted_search
@@ -117,7 +117,7 @@ class UnrestrictedAugmenter(MixingAugmenter):
         g, n = loaded.generator, len(idx)
         pool["z0"][idx] = torch.randn(n, g.cfg.z_dim, device=idx.device)
         pool["y"][idx] = torch.randint(g.cfg.num_classes, (n,), device=idx.device)
-        with torch.no_grad(), attack_mode(g):
+        with torch.no_grad(), frozen(g):
             x0 = g(pool["z0"][idx], pool["y"][idx])                         # [n, C, H, W] in [0, 1]
         if "x" not in pool:
             pool["x"] = torch.empty(self.pool_size, *x0.shape[1:], device=idx.device)

@@ -64,17 +64,23 @@ class DenseLayer(nn.Module):
         self.dropout = dropout
         self.memory_efficient = memory_efficient
 
-    def _reduce(self, x: torch.Tensor) -> torch.Tensor:
+    def _reduce(self, *features: torch.Tensor) -> torch.Tensor:
+        x = features[0] if len(features) == 1 else torch.cat(features, 1)
         return self.conv1(F.relu(self.norm1(x)))
 
-    def forward(self, x):
+    def forward(self, features: list[torch.Tensor]):
+        """``features``: the block input and every earlier layer's new maps; concatenated here, so that
+        the memory-efficient mode keeps only these (linear in depth) and recomputes the concatenation,
+        BN, ReLU and 1x1 conv in backward instead of storing them (quadratic)."""
         if self.bottleneck:
-            if self.memory_efficient and self.training and x.requires_grad:
-                x = cp.checkpoint(self._reduce, x, use_reentrant=False)
+            if self.memory_efficient and self.training and any(f.requires_grad for f in features):
+                x = cp.checkpoint(self._reduce, *features, use_reentrant=False)
             else:
-                x = self._reduce(x)
+                x = self._reduce(*features)
             if self.dropout:
                 x = F.dropout(x, self.dropout, self.training)
+        else:
+            x = features[0] if len(features) == 1 else torch.cat(features, 1)
         x = self.conv2(F.relu(self.norm2(x)))
         if self.dropout:
             x = F.dropout(x, self.dropout, self.training)
@@ -85,10 +91,16 @@ class DenseBlock(nn.Module):
     def __init__(self, n_layers: int, c_in: int, growth: int, **kw):
         super().__init__()
         self.layers = nn.ModuleList(DenseLayer(c_in + i * growth, growth, **kw) for i in range(n_layers))
+        self.memory_efficient = kw.get("memory_efficient", False)
 
     def forward(self, x):
-        for layer in self.layers:
-            x = torch.cat([x, layer(x)], 1)   # [B, C + k, H, W]
+        if self.memory_efficient:             # the maps stay apart; each layer concatenates (recomputed)
+            features = [x]
+            for layer in self.layers:
+                features.append(layer(features))  # [B, k, H, W] each
+            return torch.cat(features, 1)         # [B, C + n k, H, W]
+        for layer in self.layers:             # growing concatenation: fewer, larger copies (faster)
+            x = torch.cat([x, layer([x])], 1)     # [B, C + k, H, W]
         return x
 
 

@@ -84,10 +84,13 @@ def test_models_left_as_found_and_no_parameter_grads(models):
 
 def test_no_pixel_noise_gives_pure_generator_samples(models):
     G, _, _ = models
-    y, r = run(models, steps=3, n=6, eps_pix=0.0)
+    y, r = run(models, steps=3, n=6, eps_pix=0.0, amp=False)
     assert r.tau is None
     with torch.no_grad():
         assert torch.allclose(r.x, G(r.z, y), atol=1e-6)
+    y, r = run(models, steps=3, n=6, eps_pix=0.0)                   # bf16 rendering: within its precision
+    with torch.no_grad():
+        assert torch.allclose(r.x, G(r.z, y), atol=2e-2)
 
 
 def test_targeted_success_means_the_target_class(models):
