@@ -42,6 +42,7 @@ import torch.nn.functional as F
 import runtime
 
 from .attack_mode import attack_mode, frozen
+from .attacks import cw_loss
 
 
 class SearchResult(NamedTuple):
@@ -57,15 +58,22 @@ class SearchResult(NamedTuple):
 
 def search_loss(logits: torch.Tensor, ac_logits: torch.Tensor, z: torch.Tensor, z0: torch.Tensor,
                 y: torch.Tensor, targets: torch.Tensor | None, *, lambda1: float, lambda2: float,
-                z_eps: float) -> torch.Tensor:
-    """Per-sample search loss ``[B]`` (to minimise); logits ``[B, K]``, z ``[B, z_dim]``."""
-    if targets is None:
-        l0 = -F.cross_entropy(logits.float(), y, reduction="none")
+                z_eps: float, l0: str = "margin") -> torch.Tensor:
+    """Per-sample search loss ``[B]`` (to minimise); logits ``[B, K]``, z ``[B, z_dim]``.
+
+    ``l0``: ``"ce"`` is Song et al.'s -CE(f(x), y_s) (CE(f(x), y_t) targeted); ``"margin"`` is the CW
+    margin ``z_y - max_{j != y} z_j`` (``max_{j != t} z_j - z_t`` targeted), whose gradient does not
+    vanish on a confident classifier the way -CE's does (its softmax saturates at p_y ~ 1).
+    """
+    if l0 == "margin":
+        l0_term = -cw_loss(logits, y) if targets is None else cw_loss(logits, targets)
+    elif targets is None:
+        l0_term = -F.cross_entropy(logits.float(), y, reduction="none")
     else:
-        l0 = F.cross_entropy(logits.float(), targets, reduction="none")
+        l0_term = F.cross_entropy(logits.float(), targets, reduction="none")
     l1 = F.relu((z - z0).square() - z_eps ** 2).mean(1)
     l2 = F.cross_entropy(ac_logits.float(), y, reduction="none")
-    return l0 + lambda1 * l1 + lambda2 * l2
+    return l0_term + lambda1 * l1 + lambda2 * l2
 
 
 def _succeeded(pred: torch.Tensor, ac_pred: torch.Tensor, y: torch.Tensor,
@@ -91,7 +99,8 @@ def unrestricted_search(generator: nn.Module, critic: nn.Module, classifier, lab
                         lambda1: float = 1.0, lambda2: float = 10.0, z_eps: float = 0.1,
                         eps_pix: float = 0.1, noise: float = 0.0, targets: torch.Tensor | None = None,
                         z_init: torch.Tensor | None = None, tau_init: torch.Tensor | None = None,
-                        generator_rng: torch.Generator | None = None, amp: bool = True) -> SearchResult:
+                        generator_rng: torch.Generator | None = None, amp: bool = True,
+                        l0: str = "margin") -> SearchResult:
     """Search unrestricted adversarial examples of class ``labels`` against ``classifier``.
 
     Args:
@@ -107,8 +116,10 @@ def unrestricted_search(generator: nn.Module, critic: nn.Module, classifier, lab
         z_init, tau_init: where z and tau start (default z0 and zeros): warm starts pass the previous
             search's z and tau while z0 stays the anchor of the latent constraint.
         generator_rng: RNG for z0 and the gradient noise (reproducible runs).
+        l0: the misclassification term: ``"margin"`` (CW margin, default: its gradient survives a
+            confident classifier) or ``"ce"`` (Song et al.'s cross-entropy); see ``search_loss``.
         amp: the search runs G, the critic and the classifier's attack view under autocast (bf16);
-            successes are then confirmed in fp32. False: everything in fp32.
+            a success counts only when fp32 confirms it. False: everything in fp32.
     Returns:
         ``SearchResult`` (all detached, on the generator's device).
     """
@@ -130,13 +141,11 @@ def unrestricted_search(generator: nn.Module, critic: nn.Module, classifier, lab
             tau = torch.zeros_like(x0) if tau_init is None else tau_init.to(x0).detach().clone()
         z = z0.clone() if z_init is None else z_init.to(z0).detach().clone()
         state = _SearchState(z0, z, tau, x0, y, t_y)
-        settings = dict(steps=steps, lr=lr, lambda1=lambda1, lambda2=lambda2, z_eps=z_eps, eps_pix=eps_pix,
+        settings = dict(steps=steps, lr=lr, lambda1=lambda1, lambda2=lambda2, z_eps=z_eps, eps_pix=eps_pix, l0=l0,
                         noise=noise, rng=generator_rng, amp=amp)
         for t in range(steps + 1):
             if not _step(state, t, generator, critic, forward, **settings):
                 break
-        if amp:
-            state.confirm(critic, getattr(forward, "exact", forward))
     return state.result()
 
 
@@ -160,23 +169,23 @@ class _SearchState:
         self.success[idx[ok]] = True
         self.active[idx[ok]] = False
 
-    @torch.no_grad()
-    def confirm(self, critic, exact) -> None:
-        """Re-judge the successes of a reduced-precision search in fp32 (classifier and AC head)."""
-        idx = self.success.nonzero().squeeze(1)
-        if len(idx):
-            pred, ac_pred = exact(self.x[idx]).argmax(1), critic(self.x[idx]).class_logits.argmax(1)
-            targets = None if self.targets is None else self.targets[idx]
-            self.pred[idx], self.ac_pred[idx] = pred, ac_pred
-            self.success[idx] = _succeeded(pred, ac_pred, self.y[idx], targets)
-
     def result(self) -> SearchResult:
         return SearchResult(self.x, self.z, self.success, self.steps_taken, self.pred, self.ac_pred, self.x0,
                             self.tau)
 
 
+@torch.no_grad()
+def _confirm(ok, x, pred, ac_pred, y, targets, critic, forward) -> torch.Tensor:
+    """Re-judge the reduced-precision successes ``ok`` in fp32 (classifier and AC head); updates
+    ``pred`` and ``ac_pred`` in place and returns the confirmed successes."""
+    cand = ok.nonzero().squeeze(1)
+    pred[cand] = getattr(forward, "exact", forward)(x[cand]).argmax(1)
+    ac_pred[cand] = critic(x[cand]).class_logits.argmax(1)
+    return _succeeded(pred, ac_pred, y, targets)
+
+
 def _step(s: _SearchState, t: int, generator, critic, forward, *, steps, lr, lambda1, lambda2, z_eps,
-          eps_pix, noise, rng, amp) -> bool:
+          eps_pix, noise, rng, amp, l0) -> bool:
     """Check step ``t``'s iterate of the active samples, then update those that did not succeed.
     Returns False when nothing is left to do."""
     idx = s.active.nonzero().squeeze(1)                                   # [n]
@@ -192,11 +201,13 @@ def _step(s: _SearchState, t: int, generator, critic, forward, *, steps, lr, lam
         logits = forward(x)                                              # [n, K]
         pred, ac_pred = logits.argmax(1), ac_logits.argmax(1)
         ok = _succeeded(pred, ac_pred, s.y[idx], targets)
+        if amp and bool(ok.any()):        # a success is only counted when fp32 agrees
+            ok = _confirm(ok, x.detach(), pred, ac_pred, s.y[idx], targets, critic, forward)
         s.record(idx, x.detach(), pred, ac_pred, ok, t)
         if t == steps or bool(ok.all()):
             return False
         loss = search_loss(logits, ac_logits, z, s.z0[idx], s.y[idx], targets,
-                           lambda1=lambda1, lambda2=lambda2, z_eps=z_eps)
+                           lambda1=lambda1, lambda2=lambda2, z_eps=z_eps, l0=l0)
         loss = loss.masked_fill(ok, 0.0).sum()
         grads = torch.autograd.grad(loss, [z] if tau is None else [z, tau])
     keep = ~ok
