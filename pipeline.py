@@ -31,6 +31,7 @@ class ClassifierRun:
     augment: str = "none"
     augment_kw: dict = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
+    memory_efficient: bool = False    # recompute the bottlenecks in backward (less memory, more time)
 
 
 def train_classifier(run: ClassifierRun, out: str | Path, *, device: str = "auto", resume: bool = False) -> dict:
@@ -52,7 +53,7 @@ def train_classifier(run: ClassifierRun, out: str | Path, *, device: str = "auto
     runtime.seed_everything(run.train.seed)
     mean, std = ds.channel_stats()
     model = build_classifier(run.arch, num_classes=ds.num_classes, in_channels=ds.channels,
-                             mean=mean, std=std).to(dev)
+                             mean=mean, std=std, memory_efficient=run.memory_efficient).to(dev)
     _say(f"training {run.arch} on {run.dataset} ({len(ds.train)} train / {len(ds.test)} test, "
          f"{ds.num_classes} classes) with augment={run.augment} on {dev} -> {out}")
     return fit(model, ds, cfg=run.train, out=out, device=dev, augmenter=aug, resume=resume,

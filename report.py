@@ -22,11 +22,12 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("pgd_acc", "PGD acc", "acc"),
     ("gan_sample_acc", "GAN-sample acc", "acc"),
     ("unrestricted_success_rate", "unrestricted success", "acc"),
+    ("unrestricted_mean_steps", "search steps to success", "decimal"),
     ("train_seconds", "train time (s)", "count"),
     ("images_per_second", "images/s", "count"),
 ]
 BARS = [("clean_acc", "clean"), ("fgsm_acc", "FGSM"), ("pgd_acc", "PGD"), ("gan_sample_acc", "GAN samples"),
-        ("unrestricted_acc", "unrestricted (found vs clean model)")]
+        ("unrestricted_acc", "unrestricted examples (found against that model)")]
 
 
 class ReportError(Exception):
@@ -51,6 +52,8 @@ def _fmt(value, kind: str) -> str:
         return f"{100 * value:.1f}%"
     if kind == "count":
         return f"{value:.0f}"
+    if kind == "decimal":
+        return f"{value:.1f}"
     return str(value)
 
 
@@ -81,7 +84,7 @@ def bar_chart(rows: list[dict], path: str | os.PathLike, title: str = "") -> Non
 
     bars = [(k, label) for k, label in BARS if any(r.get(k) is not None for r in rows)]
     width = 0.8 / max(len(bars), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows) + 2), 4), dpi=120)
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows) + 2), 4.6), dpi=120)
     for i, (key, label) in enumerate(bars):
         xs = [j + (i - (len(bars) - 1) / 2) * width for j in range(len(rows))]
         ax.bar(xs, [100 * (r.get(key) or 0) for r in rows], width, label=label)
@@ -89,7 +92,8 @@ def bar_chart(rows: list[dict], path: str | os.PathLike, title: str = "") -> Non
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncol=min(len(bars), 3), loc="upper right")
+    ax.legend(fontsize=8, ncol=min(len(bars), 3), loc="upper center", bbox_to_anchor=(0.5, -0.18),
+              frameon=False)
     ax.set_title(title or "accuracy by training mode")
     fig.tight_layout()
     buf = io.BytesIO()

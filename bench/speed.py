@@ -93,9 +93,10 @@ def reference_train_step(model: nn.Module, opt: torch.optim.Optimizer, x, y):
     opt.step()
 
 
-def naive_attack_step(model: nn.Module, x, y):
-    """Seed-code FGSM step: live model in eval mode, parameter gradients on, fp32, ``loss.backward()``."""
-    model.eval()
+def naive_attack_step(model: nn.Module, x, y, train_mode: bool = False):
+    """Seed-code FGSM step: live model (eval mode, or train mode as many PGD-AT scripts leave it),
+    parameter gradients on, fp32, ``loss.backward()``."""
+    model.train(train_mode)
     x_adv = x.clone().requires_grad_(True)
     F.cross_entropy(model(x_adv), y).backward()
     out = (x_adv + EPS * x_adv.grad.sign()).clamp(0, 1).detach()
@@ -122,7 +123,7 @@ def our_search_iteration(gan: LoadedGAN, model: nn.Module, z0, x0, y):
     with frozen(gan.generator), frozen(gan.critic), attack_mode(model) as forward:
         state = _SearchState(z0, z0.clone(), None, x0, y, None)
         _step(state, 0, gan.generator, gan.critic, forward, steps=1000, lr=0.5, lambda1=1.0, lambda2=10.0,
-              z_eps=0.1, eps_pix=0.0, noise=0.0, rng=None, amp=True)
+              z_eps=0.1, eps_pix=0.0, noise=0.0, rng=None, amp=True, l0="margin")
 
 
 # ----------------------------------------------------------------------------- benchmark groups
@@ -170,10 +171,13 @@ def bench_classifier(arch: str, batch: int, classes: int, device, repeats: int, 
     live = model()
     naive_ms = row("attack step, naive (live, param grads, fp32)",
                    median_ms(lambda: naive_attack_step(live, x, y), device, repeats, warmup))
+    naive_train_ms = row("attack step, naive in train mode (BN batch statistics)",
+                         median_ms(lambda: naive_attack_step(live, x, y, True), device, repeats, warmup))
     fast = model().to(memory_format=torch.channels_last)
     attack_ms = row("attack step, ours (attack-time view)",
                     median_ms(lambda: fgsm(fast, x, y, eps=EPS), device, repeats, warmup))
     ratios["attack step: naive / ours (target >= 3)"] = naive_ms / attack_ms
+    ratios["attack step: naive in train mode / ours"] = naive_train_ms / attack_ms
 
     # adversarial training steps vs our clean step
     for name, aug, per, target in [
@@ -324,13 +328,17 @@ def machine(device: torch.device) -> dict:
 
 
 def markdown(result: dict) -> str:
-    lines = [f"Machine: {result['machine']}", "", "| measurement | ms per batch | images/s | peak MiB |", "|---|---|---|---|"]
-    for group in result["groups"].values():
+    m = result["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['threads']} threads, torch {m['torch']}, device {m['device']}"
+             f"{', ' + m['gpu'] if 'gpu' in m else ''}; batch {result['batch']}, median of {result['repeats']}.",
+             "", "| group | measurement | ms per batch | images/s | peak MiB |", "|---|---|---|---|---|"]
+    for gname, group in result["groups"].items():
         for name, r in group["rows"].items():
-            lines.append(f"| {name} | {r.get('ms', '')} | {r.get('images_per_s', '')} | {r.get('peak_mib', '')} |")
-    lines += ["", "| ratio (side by side, this run) | value |", "|---|---|"]
-    for group in result["groups"].values():
-        lines += [f"| {k} | {v} |" for k, v in group["ratios"].items()]
+            lines.append(f"| {gname} | {name} | {r.get('ms', '')} | {r.get('images_per_s', '')} | "
+                         f"{r.get('peak_mib', '')} |")
+    lines += ["", "| group | ratio (side by side, this run) | value |", "|---|---|---|"]
+    for gname, group in result["groups"].items():
+        lines += [f"| {gname} | {k} | {v} |" for k, v in group["ratios"].items()]
     return "\n".join(lines)
 
 
@@ -342,9 +350,12 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=None, help="Timed calls per measurement (median).")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="JSON path (default bench/results/<machine>.json).")
+    p.add_argument("--table", metavar="JSON", help="Print the Markdown table of a saved result and exit.")
     p.add_argument("--probe-memory", nargs=4, metavar=("ARCH", "BATCH", "EFFICIENT", "DEVICE"), help=argparse.SUPPRESS)
     p.add_argument("--fp32", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.table:
+        return print(markdown(json.loads(Path(a.table).read_text())))
     if a.probe_memory:
         arch, batch, eff, dev = a.probe_memory
         return memory_probe(arch, int(batch), bool(int(eff)), torch.device(dev), fp32=a.fp32)

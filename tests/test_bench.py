@@ -1,0 +1,29 @@
+"""The speed benchmark runs end to end (``--smoke``: tiny model and batch) and writes its JSON; the
+figures themselves are measured on an idle machine and recorded in bench/README.md, never asserted here."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_benchmark_smoke_run(tmp_path):
+    out = tmp_path / "smoke.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "speed.py"), "--smoke", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    ratios = {k: v for g in result["groups"].values() for k, v in g["ratios"].items()}
+    assert any(k.startswith("clean train step") for k in ratios) and any(k.startswith("attack step") for k in ratios)
+    assert any("latent search" in k for k in ratios) and any("peak memory" in k for k in ratios)
+    assert all(math.isfinite(v) for v in ratios.values())
+    assert all(v > 0 for k, v in ratios.items() if "saved" not in k)     # memory saved may be < 0 at toy size
+    assert "| ratio (side by side, this run) | value |" in proc.stdout
