@@ -10,7 +10,7 @@ import click
 
 from commands.classifier import evaluate, train_classifier
 from commands import grids as _attack_grids  # noqa: F401  (registers grid --kind fgsm|pgd)
-from commands.experiments import demo
+from commands.experiments import demo, reproduce
 from commands.gan import grid, train_gan
 from commands.report import report
 from runtime import tune_process
@@ -31,6 +31,7 @@ cli.add_command(train_gan)
 cli.add_command(grid)
 cli.add_command(report)
 cli.add_command(demo)
+cli.add_command(reproduce)
 
 
 def main() -> None:

@@ -42,6 +42,9 @@ class Suite:
     gan_preset: str = "small"
     gan_steps: int | None = None       # None: the preset's default
     needs_gan: bool = True
+    heldout_unrestricted: int = 0      # searches for a held-out set of unrestricted examples vs the first run
+    heldout_steps: int = 200           # latent steps per held-out search
+    claims: bool = False               # judge the research claims (claims.py) into the report
 
     def __post_init__(self):
         names = [s.name for s in self.settings]
@@ -61,6 +64,19 @@ def _adversarial(eps_steps: int) -> list[Setting]:
     ]
 
 
+def _claims_settings(pgd_steps: int, replays: int) -> list[Setting]:
+    """The settings the claims need (claims.py), at eps = 0.1 (Fashion-MNIST's threat model)."""
+    return [
+        Setting("none"),
+        Setting("fgsm", "fgsm", cost=2),                                   # random start, step 1.25 eps
+        Setting("fgsm-2eps", "fgsm", {"alpha": 0.2}, cost=2),             # step 2 eps: known to collapse
+        Setting("pgd", "pgd", {"steps": pgd_steps}, cost=pgd_steps + 1),
+        Setting("free", "free", {"replays": replays}),
+        Setting("gan", "gan", cost=1.2),
+        Setting("unrestricted", "unrestricted", cost=2.5),
+    ]
+
+
 SUITES: dict[str, Suite] = {
     # digits, end to end in minutes on 2 CPU cores: the README's quick demo
     "demo": Suite("demo", "digits", "densenet-bc-22-8",
@@ -69,6 +85,21 @@ SUITES: dict[str, Suite] = {
                                               Setting("unrestricted", "unrestricted", cost=3)],
                   eval=EvalSettings(pgd_steps=10, restarts=1, gan_samples=500, unrestricted_samples=100,
                                     latent_steps=100)),
+    # `reproduce`: the research claims on Fashion-MNIST (eps 0.1) within ~150 min on 2 CPU cores
+    "fashion-mnist": Suite("fashion-mnist", "fashion-mnist", "densenet-bc-22-8",
+                           TrainConfig(epochs=6, batch_size=128, lr=0.1, schedule="cosine"),
+                           settings=_claims_settings(pgd_steps=3, replays=4),
+                           eval=EvalSettings(pgd_steps=20, restarts=1, subset=1000, gan_samples=1000,
+                                             unrestricted_samples=200, latent_steps=100),
+                           gan_steps=6000, heldout_unrestricted=500, heldout_steps=100, claims=True),
+    # `reproduce --full`: a longer, paper-like schedule for a GPU
+    "fashion-mnist-full": Suite("fashion-mnist-full", "fashion-mnist", "densenet-bc-40-12",
+                                TrainConfig(epochs=40, batch_size=128, lr=0.1, schedule="multistep"),
+                                settings=_claims_settings(pgd_steps=7, replays=8),
+                                eval=EvalSettings(pgd_steps=20, restarts=2, gan_samples=5000,
+                                                  unrestricted_samples=1000, latent_steps=200),
+                                gan_preset="cifar", gan_steps=20_000, heldout_unrestricted=2000,
+                                heldout_steps=200, claims=True),
 }
 
 
@@ -89,7 +120,30 @@ def run_suite(suite: Suite, out: str | Path, *, data_dir: str = "datasets", devi
         _train_setting(suite, s, run_dir, gan_dir, data_dir, device)
         _evaluate(suite, run_dir, gan_dir, data_dir, device)
         clock.done((s.epochs or suite.train.epochs) * s.cost, time.perf_counter() - t0)
+    if suite.needs_gan and suite.heldout_unrestricted:
+        _heldout(suite, out, gan_dir, data_dir, device)
     return _pictures_and_report(suite, out, gan_dir, data_dir, device)
+
+
+HELDOUT = "heldout_unrestricted.pt"
+
+
+def _heldout(suite: Suite, out: Path, gan_dir: Path, data_dir: str, device: str) -> None:
+    """Unrestricted examples found against the first (clean) run, then every run's accuracy on them."""
+    from pipeline import find_unrestricted_set, heldout_accuracy
+    path = out / HELDOUT
+    if path.is_file():
+        found = runs.load_checkpoint(path, kind="unrestricted-set")
+    else:
+        _log(f"[held-out] searching {suite.heldout_unrestricted} unrestricted examples against "
+             f"{suite.settings[0].name}")
+        found = find_unrestricted_set(out / suite.settings[0].name, gan_dir, path, n=suite.heldout_unrestricted,
+                                      latent_steps=suite.heldout_steps, data_dir=data_dir, device=device)
+    for s in suite.settings:
+        if "heldout_unrestricted_acc" not in runs.read_json(out / s.name / "metrics.json"):
+            runs.update_metrics(out / s.name, {
+                "heldout_unrestricted_acc": heldout_accuracy(out / s.name, found, device),
+                "heldout_unrestricted_found": found["found"], "heldout_unrestricted_searched": found["searched"]})
 
 
 def _train_gan(suite: Suite, gan_dir: Path, data_dir: str, device: str) -> None:
@@ -125,7 +179,13 @@ def _pictures_and_report(suite: Suite, out: Path, gan_dir: Path, data_dir: str, 
         save_sample_grid(loaded.generator, pictures / "samples.png", classes=loaded.info.get("classes"), scale=2)
         unrestricted_grid(clean, gan_dir, pictures / "unrestricted.png", data_dir=data_dir, device=device)
     rows = collect([out / s.name for s in suite.settings])
-    paths = write_report(rows, out, title=f"{suite.name}: {suite.dataset}, {suite.arch}")
+    extra = ""
+    if suite.claims:
+        from claims import claims_json, claims_markdown, judge_claims
+        verdicts = judge_claims({r["run"]: r for r in rows})
+        runs.write_json(out / "claims.json", claims_json(verdicts))
+        extra = "\n## The claims, judged from these numbers\n\n" + claims_markdown(verdicts) + "\n"
+    paths = write_report(rows, out, title=f"{suite.name}: {suite.dataset}, {suite.arch}", extra_md=extra)
     _log(f"report: {paths['md']}  pictures: {pictures}")
     return paths
 

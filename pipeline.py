@@ -15,7 +15,7 @@ import runs
 import runtime
 from augment import Augmenter, augmenter_class
 from classifier import TrainConfig, accuracy, build_classifier, fit, load_classifier
-from data import ImageDataset, load_dataset
+from data import ImageDataset, Split, load_dataset
 
 
 class ConfigError(ValueError):
@@ -273,6 +273,42 @@ def unrestricted_grid(classifier_run: str | Path, gan_run: str | Path, out: str 
     save_comparison_grid([res.x0, res.x, amplify(res.x - res.x0, diff)], out, scale=scale, captions=captions,
                          col_labels=["start y: pred", "found: pred/AC", "difference"], font_size=10)
     return Path(out)
+
+
+def find_unrestricted_set(classifier_run: str | Path, gan_run: str | Path, out: str | Path, *, n: int,
+                          latent_steps: int = 200, data_dir: str = "datasets", device: str = "auto",
+                          seed: int = 12_345, batch_size: int = 250) -> dict:
+    """Search ``n`` class-balanced unrestricted examples against ``classifier_run`` and save the ones that
+    succeeded (fooling it while the AC head keeps the class) to ``out``: a file of kind "unrestricted-set"
+    with uint8 ``images`` (quantised as stored data is) and ``labels``.
+
+    The RNG seed is separate from any training pool's, so the set is held out from what the unrestricted
+    augmenter saw. Returns ``{"images", "labels", "searched", "found"}``."""
+    from augment.latent_search import unrestricted_search
+    dev = runtime.pick_device(device)
+    model, ckpt = load_classifier(classifier_run, dev)
+    ds = load_dataset(ckpt["dataset"], data_dir)
+    loaded = load_compatible_gan(gan_run, ds, dev)
+    rng = torch.Generator(device=dev).manual_seed(seed)
+    labels = (torch.arange(n) % ds.num_classes).to(dev)
+    xs, ys = [], []
+    for y in labels.split(batch_size):
+        res = unrestricted_search(loaded.generator, loaded.critic, model, y, steps=latent_steps, generator_rng=rng)
+        xs.append(res.x[res.success])
+        ys.append(y[res.success])
+    x = torch.cat(xs).mul(255).round().to(torch.uint8).cpu()           # stored as images are: uint8
+    found = {"kind": "unrestricted-set", "version": runs.PROJECT_VERSION,
+             "config": {"classifier": str(classifier_run), "gan": str(gan_run), "latent_steps": latent_steps,
+                        "seed": seed}, "images": x, "labels": torch.cat(ys).cpu(), "searched": n, "found": len(x)}
+    runs.atomic_save(found, out)
+    return found
+
+
+def heldout_accuracy(classifier_run: str | Path, heldout: dict, device: str = "auto") -> float:
+    """Accuracy of a classifier on a saved set of unrestricted examples (``find_unrestricted_set``)."""
+    dev = runtime.pick_device(device)
+    model, _ = load_classifier(classifier_run, dev)
+    return accuracy(model, Split(heldout["images"], heldout["labels"]), device=dev, amp=False)
 
 
 def check_compatible(ds: ImageDataset, ckpt: dict, *, what: str) -> None:

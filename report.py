@@ -23,6 +23,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("gan_sample_acc", "GAN-sample acc", "acc"),
     ("unrestricted_success_rate", "unrestricted success", "acc"),
     ("unrestricted_mean_steps", "search steps to success", "decimal"),
+    ("heldout_unrestricted_acc", "held-out unrestricted acc", "acc"),
     ("train_seconds", "train time (s)", "count"),
     ("images_per_second", "images/s", "count"),
 ]
@@ -58,10 +59,12 @@ def _fmt(value, kind: str) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    head = ["run"] + [title for _, title, _ in COLUMNS]
+    """One row per run; a column no run has a value for is left out."""
+    cols = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)]
+    head = ["run"] + [title for _, title, _ in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["run"]] + [_fmt(r.get(key), kind) for key, _, kind in COLUMNS]
+        cells = [r["run"]] + [_fmt(r.get(key), kind) for key, _, kind in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -95,6 +98,37 @@ def bar_chart(rows: list[dict], path: str | os.PathLike, title: str = "") -> Non
     ax.legend(fontsize=8, ncol=min(len(bars), 3), loc="upper center", bbox_to_anchor=(0.5, -0.18),
               frameon=False)
     ax.set_title(title or "accuracy by training mode")
+    _save(fig, path)
+
+
+def curves_chart(rows: list[dict], path: str | os.PathLike, title: str = "") -> None:
+    """Test accuracy per epoch of every run (solid) and, where measured, the overfitting probe's PGD
+    accuracy (dashed), against training progress (free training's epochs are fewer but each replays m times)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=120)
+    for i, r in enumerate(rows):
+        hist = r.get("history") or []
+        xs = [(j + 1) / len(hist) for j in range(len(hist))]
+        color = f"C{i % 10}"
+        ax.plot(xs, [100 * h.get("test_acc", float("nan")) for h in hist], "-o", ms=3, color=color,
+                label=f"{r['run']} clean")
+        if any("probe_pgd_acc" in h for h in hist):
+            ax.plot(xs, [100 * h.get("probe_pgd_acc", float("nan")) for h in hist], "--", color=color,
+                    label=f"{r['run']} PGD probe")
+    ax.set_xlabel("training progress (fraction of the run's epochs)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_title(title or "accuracy per epoch")
+    _save(fig, path)
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    import matplotlib.pyplot as plt
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -102,18 +136,21 @@ def bar_chart(rows: list[dict], path: str | os.PathLike, title: str = "") -> Non
     runs.atomic_write_bytes(path, buf.getvalue())
 
 
-def write_report(rows: list[dict], out: str | os.PathLike, *, title: str = "") -> dict[str, Path]:
-    """Write report.md, report.csv, report.json and accuracy.png into ``out``; return their paths."""
+def write_report(rows: list[dict], out: str | os.PathLike, *, title: str = "", extra_md: str = "") -> dict[str, Path]:
+    """Write report.md (with ``extra_md`` appended), report.csv, report.json, accuracy.png and curves.png
+    into ``out``; return their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     eps = sorted({r.get("epsilon") for r in rows if r.get("epsilon") is not None})
     note = f"L-inf eps = {', '.join(f'{e:.4g}' for e in eps)}; " if eps else ""
     md = (f"# {title or 'Comparison'}\n\n{note}accuracies on the test split (attacks on the evaluated "
-          f"subset); PGD keeps the worst case per sample.\n\n{markdown_table(rows)}\n![accuracy](accuracy.png)\n")
+          f"subset); PGD keeps the worst case per sample.\n\n{markdown_table(rows)}\n![accuracy](accuracy.png)\n"
+          f"\n![accuracy per epoch](curves.png)\n{extra_md}")
     paths = {"md": out / "report.md", "csv": out / "report.csv", "json": out / "report.json",
-             "png": out / "accuracy.png"}
+             "png": out / "accuracy.png", "curves": out / "curves.png"}
     runs.atomic_write_bytes(paths["md"], md.encode())
     runs.atomic_write_bytes(paths["csv"], csv_table(rows).encode())
     runs.write_json(paths["json"], [{k: v for k, v in r.items() if k != "history"} for r in rows])
     bar_chart(rows, paths["png"], title)
+    curves_chart(rows, paths["curves"], title)
     return paths

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import runs
 from classifier import TrainConfig
@@ -35,3 +36,26 @@ def test_run_names_cannot_collide_with_the_gan_run():
     with pytest.raises(ValueError, match="unique"):
         Suite("bad", "digits", "densenet-bc-22-8", TrainConfig(), settings=[Setting("a"), Setting("a")],
               eval=EvalSettings())
+
+
+def test_claims_suite_with_a_held_out_unrestricted_set(tmp_path):
+    suite = Suite("mini-claims", "digits", "densenet-bc-22-8", TrainConfig(epochs=1, batch_size=256),
+                  settings=[Setting("none"), Setting("unrestricted", "unrestricted", {"pool_size": 32, "latent_steps": 2})],
+                  eval=EvalSettings(pgd_steps=2, subset=64, gan_samples=50, unrestricted_samples=10, latent_steps=5),
+                  gan_steps=20, heldout_unrestricted=20, heldout_steps=10, claims=True)
+    paths = run_suite(suite, tmp_path)
+    held = runs.load_checkpoint(tmp_path / "heldout_unrestricted.pt", kind="unrestricted-set")
+    assert held["searched"] == 20 and held["found"] == len(held["labels"]) and held["images"].dtype == torch.uint8
+    for name in ("none", "unrestricted"):
+        m = runs.read_json(tmp_path / name / "metrics.json")
+        assert 0 <= m["heldout_unrestricted_acc"] <= 1 and m["heldout_unrestricted_found"] == held["found"]
+    verdicts = {v["key"]: v for v in runs.read_json(tmp_path / "claims.json")}
+    assert sorted(verdicts) == list("abcdef")
+    assert verdicts["a"]["holds"] is None and "fgsm" in verdicts["a"]["evidence"]      # no such runs here
+    assert verdicts["f"]["holds"] in (True, False) and "held-out" in verdicts["f"]["evidence"]
+    md = paths["md"].read_text()
+    assert "The claims, judged from these numbers" in md and "held-out unrestricted acc" in md
+    assert paths["curves"].exists()
+    stamp = (tmp_path / "heldout_unrestricted.pt").stat().st_mtime_ns
+    run_suite(suite, tmp_path)                                   # the held-out set is found once
+    assert (tmp_path / "heldout_unrestricted.pt").stat().st_mtime_ns == stamp

@@ -1,0 +1,56 @@
+"""Claims are judged from the numbers: they can hold, fail (with the numbers) or be unmeasured."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from claims import claims_markdown, judge_claims
+
+
+def row(clean, pgd, *, seconds=100.0, gan=0.9, success=0.95, found=0.05, heldout=0.1, history=()):
+    return {"clean_acc": clean, "pgd_acc": pgd, "train_seconds": seconds, "gan_sample_acc": gan,
+            "unrestricted_success_rate": success, "unrestricted_acc": found, "heldout_unrestricted_acc": heldout,
+            "history": list(history)}
+
+
+@pytest.fixture
+def holding():
+    return {"none": row(0.92, 0.01), "fgsm": row(0.88, 0.60, seconds=180), "pgd": row(0.87, 0.70, seconds=600),
+            "fgsm-2eps": row(0.90, 0.02, history=[{"overfit": False}, {"overfit": True}]),
+            "free": row(0.86, 0.67, seconds=110), "gan": row(0.915, 0.0),
+            "unrestricted": row(0.90, 0.0, heldout=0.6)}
+
+
+def test_every_claim_holds_on_numbers_that_support_it(holding):
+    verdicts = judge_claims(holding)
+    assert [v.key for v in verdicts] == list("abcdef") and all(v.holds for v in verdicts)
+    assert "holds" in claims_markdown(verdicts)
+
+
+@pytest.mark.parametrize("key, change", [
+    ("a", lambda m: m["pgd"].update(clean_acc=0.93)),
+    ("b", lambda m: m["gan"].update(clean_acc=0.89)),
+    ("c", lambda m: m["none"].update(unrestricted_success_rate=0.8)),
+    ("d", lambda m: m["free"].update(pgd_acc=0.55)),
+    ("d", lambda m: m["free"].update(train_seconds=400)),
+    ("e", lambda m: m["fgsm-2eps"].update(pgd_acc=0.5)),
+    ("e", lambda m: m["fgsm-2eps"].update(history=[{"overfit": False}])),
+    ("f", lambda m: m["unrestricted"].update(heldout_unrestricted_acc=0.05)),
+])
+def test_a_claim_the_numbers_contradict_does_not_hold(holding, key, change):
+    m = copy.deepcopy(holding)
+    change(m)
+    verdicts = {v.key: v for v in judge_claims(m)}
+    assert verdicts[key].holds is False and "%" in verdicts[key].evidence
+    assert all(v.holds for k, v in verdicts.items() if k != key)
+    assert "**does not hold**" in claims_markdown(list(verdicts.values()))
+
+
+def test_missing_runs_or_numbers_are_not_measured(holding):
+    m = copy.deepcopy(holding)
+    del m["fgsm-2eps"]
+    del m["unrestricted"]["heldout_unrestricted_acc"]
+    verdicts = {v.key: v for v in judge_claims(m)}
+    assert verdicts["e"].holds is None and "fgsm-2eps" in verdicts["e"].evidence
+    assert verdicts["f"].holds is None and verdicts["a"].holds
