@@ -101,7 +101,7 @@ class AttackView:
         self._modules = tuple(model.modules())
         self.graph, self.fused = fuse_conv_bn(model)
         self.graph.eval()
-        device = next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device("cpu")
+        device = next(model.parameters(), torch.empty(0)).device
         # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range
         self.grad_scale = 1024.0 if runtime.autocast_dtype(device) == torch.float16 else 1.0
 
