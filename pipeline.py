@@ -207,15 +207,23 @@ def _gan_metrics(model, ds: ImageDataset, s: EvalSettings, dev) -> dict:
     return {**result, **unrestricted_metrics(model, loaded, s, dev)}
 
 
+def balanced_search(model, loaded, n: int, *, steps: int, seed: int, device, batch_size: int | None = None):
+    """Latent searches against ``model`` for ``n`` class-balanced source labels (0, 1, ..., K-1, 0, ...),
+    z0 drawn from a generator seeded with ``seed``, ``batch_size`` samples at a time (None: all at once).
+    Returns ``(labels [n], SearchResult)``."""
+    from augment.latent_search import SearchResult, unrestricted_search
+    labels = (torch.arange(n) % loaded.info["num_classes"]).to(device)
+    rng = torch.Generator(device=device).manual_seed(seed)
+    parts = [unrestricted_search(loaded.generator, loaded.critic, model, y, steps=steps, generator_rng=rng)
+             for y in labels.split(batch_size or n)]
+    return labels, SearchResult(*(None if f[0] is None else torch.cat(f) for f in zip(*parts)))
+
+
 def unrestricted_metrics(model, loaded, s: EvalSettings, dev) -> dict:
     """Song et al.'s latent search against ``model`` on ``s.unrestricted_samples`` class-balanced
     samples: success = classifier fooled while the AC head still says the source class."""
-    from augment.latent_search import unrestricted_search
-    k = loaded.info["num_classes"]
-    labels = (torch.arange(s.unrestricted_samples) % k).to(dev)
-    rng = torch.Generator(device=dev).manual_seed(s.seed)
-    res = unrestricted_search(loaded.generator, loaded.critic, model, labels, steps=s.latent_steps,
-                              generator_rng=rng)
+    labels, res = balanced_search(model, loaded, s.unrestricted_samples, steps=s.latent_steps, seed=s.seed,
+                                  device=dev)
     ok = res.success
     return {"unrestricted_success_rate": ok.float().mean().item(),
             "unrestricted_mean_steps": res.steps_taken[ok].float().mean().item() if ok.any() else None,
@@ -255,15 +263,12 @@ def unrestricted_grid(classifier_run: str | Path, gan_run: str | Path, out: str 
     """PNG: start G(z0, y) | found G(z*, y) | amplified difference, one row per class-balanced sample,
     captioned with the classifier's prediction and the AC head's class."""
     from augment.attacks import predict
-    from augment.latent_search import unrestricted_search
     from grids import amplify, save_comparison_grid
     dev = runtime.pick_device(device)
     model, ckpt = load_classifier(classifier_run, dev)
     ds = load_dataset(ckpt["dataset"], data_dir)
     loaded = load_compatible_gan(gan_run, ds, dev)
-    labels = (torch.arange(rows) % ds.num_classes).to(dev)
-    res = unrestricted_search(loaded.generator, loaded.critic, model, labels, steps=latent_steps,
-                              generator_rng=torch.Generator(device=dev).manual_seed(seed))
+    labels, res = balanced_search(model, loaded, rows, steps=latent_steps, seed=seed, device=dev)
     name = lambda i: ds.classes[int(i)][:12]
     diff = (res.x - res.x0).abs().amax().item()
     captions = [[f"{name(y)}: {name(p)}" for y, p in zip(labels, predict(model, res.x0))],
@@ -284,22 +289,17 @@ def find_unrestricted_set(classifier_run: str | Path, gan_run: str | Path, out: 
 
     The RNG seed is separate from any training pool's, so the set is held out from what the unrestricted
     augmenter saw. Returns ``{"images", "labels", "searched", "found"}``."""
-    from augment.latent_search import unrestricted_search
     dev = runtime.pick_device(device)
     model, ckpt = load_classifier(classifier_run, dev)
     ds = load_dataset(ckpt["dataset"], data_dir)
     loaded = load_compatible_gan(gan_run, ds, dev)
-    rng = torch.Generator(device=dev).manual_seed(seed)
-    labels = (torch.arange(n) % ds.num_classes).to(dev)
-    xs, ys = [], []
-    for y in labels.split(batch_size):
-        res = unrestricted_search(loaded.generator, loaded.critic, model, y, steps=latent_steps, generator_rng=rng)
-        xs.append(res.x[res.success])
-        ys.append(y[res.success])
-    x = torch.cat(xs).mul(255).round().to(torch.uint8).cpu()           # stored as images are: uint8
+    labels, res = balanced_search(model, loaded, n, steps=latent_steps, seed=seed, device=dev,
+                                  batch_size=batch_size)
+    x = res.x[res.success].mul(255).round().to(torch.uint8).cpu()     # stored as images are: uint8
     found = {"kind": "unrestricted-set", "version": runs.PROJECT_VERSION,
              "config": {"classifier": str(classifier_run), "gan": str(gan_run), "latent_steps": latent_steps,
-                        "seed": seed}, "images": x, "labels": torch.cat(ys).cpu(), "searched": n, "found": len(x)}
+                        "seed": seed}, "images": x, "labels": labels[res.success].cpu(), "searched": n,
+             "found": len(x)}
     runs.atomic_save(found, out)
     return found
 

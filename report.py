@@ -81,9 +81,7 @@ def csv_table(rows: list[dict]) -> str:
 
 def bar_chart(rows: list[dict], path: str | os.PathLike, title: str = "") -> None:
     """Grouped bars: one group per run, one bar per accuracy that any run has."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     bars = [(k, label) for k, label in BARS if any(r.get(k) is not None for r in rows)]
     width = 0.8 / max(len(bars), 1)
@@ -104,9 +102,7 @@ def bar_chart(rows: list[dict], path: str | os.PathLike, title: str = "") -> Non
 def curves_chart(rows: list[dict], path: str | os.PathLike, title: str = "") -> None:
     """Test accuracy per epoch of every run (solid) and, where measured, the overfitting probe's PGD
     accuracy (dashed), against training progress (free training's epochs are fewer but each replays m times)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=120)
     for i, r in enumerate(rows):
@@ -127,8 +123,16 @@ def curves_chart(rows: list[dict], path: str | os.PathLike, title: str = "") -> 
     _save(fig, path)
 
 
-def _save(fig, path: str | os.PathLike) -> None:
+def _pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (imported when a chart is drawn, not at import)."""
+    import matplotlib
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    plt = _pyplot()
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

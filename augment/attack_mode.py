@@ -38,6 +38,11 @@ from .attack_view import AttackView, as_logits
 Forward = Callable[[torch.Tensor], torch.Tensor]   # [B, C, H, W] in [0, 1] -> logits [B, K]
 
 
+def exact(forward: Forward) -> Forward:
+    """The forward that takes verdicts: an attack view's fp32 ``exact``, else ``forward`` itself."""
+    return getattr(forward, "exact", forward)
+
+
 def call_logits(model: Callable, x: torch.Tensor) -> torch.Tensor:
     """``model(x)`` reduced to its logits ``[B, K]``."""
     return as_logits(model(x))

@@ -73,7 +73,7 @@ def fuse_conv_bn(model: nn.Module) -> tuple[nn.Module, list[FusedConvBN]]:
     modules = dict(gm.named_modules())
     fused: list[FusedConvBN] = []
     for node in list(gm.graph.nodes):
-        if node.op != "call_module" or type(modules.get(node.target)) not in (nn.BatchNorm2d,):
+        if node.op != "call_module" or type(modules.get(node.target)) is not nn.BatchNorm2d:
             continue
         src = node.args[0]
         if not (isinstance(src, fx.Node) and src.op == "call_module" and len(src.users) == 1
@@ -115,8 +115,7 @@ class AttackView:
         return view
 
     def matches(self, model: nn.Module) -> bool:
-        return self.model is model and all(a is b for a, b in zip(self._modules, model.modules())) and \
-            len(self._modules) == sum(1 for _ in model.modules())
+        return self.model is model and self._modules == tuple(model.modules())    # modules compare by identity
 
     def refresh(self) -> "AttackView":
         for m in self.fused:

@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .attack_mode import Forward, attack_mode
+from .attack_mode import Forward, attack_mode, exact
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]   # (logits [B, K], y [B]) -> [B]
 
@@ -79,12 +79,12 @@ def input_grad(forward: Forward, x_adv: torch.Tensor, y: torch.Tensor, loss_fn: 
     samples whose gradient came out all zero or non-finite are recomputed with ``forward.exact`` (fp32).
     """
     grad = _grad(forward, x_adv, y, loss_fn, getattr(forward, "grad_scale", 1.0))
-    exact = getattr(forward, "exact", None)
-    if exact is not None:
+    fp32 = exact(forward)
+    if fp32 is not forward:
         flat = grad.flatten(1)
         bad = ~torch.isfinite(flat).all(1) | (flat.abs().amax(1) == 0)                   # [B]
         if bad.any():
-            grad[bad] = _grad(exact, x_adv[bad], y[bad], loss_fn, 1.0)
+            grad[bad] = _grad(fp32, x_adv[bad], y[bad], loss_fn, 1.0)
     return torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
 
 
@@ -93,7 +93,7 @@ def predict(model, x: torch.Tensor) -> torch.Tensor:
     """Predicted classes ``[B]`` of ``x`` in attack mode: verdicts use the exact fp32 forward of an
     attack view (the model as evaluated and deployed), whatever precision the attack ran in."""
     with attack_mode(model) as forward:
-        return getattr(forward, "exact", forward)(x).argmax(1)
+        return exact(forward)(x).argmax(1)
 
 
 def signed_ascent(forward: Forward, x: torch.Tensor, y: torch.Tensor, *, eps: float, alpha: float,
@@ -185,7 +185,7 @@ def pgd(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int, alph
             if restarts == 1:
                 return x_adv
             with torch.no_grad():                  # judged like ``predict``: in fp32
-                logits = getattr(forward, "exact", forward)(x_adv)       # [B, K]
+                logits = exact(forward)(x_adv)                            # [B, K]
                 score = loss_fn(logits, y).masked_fill(logits.argmax(1) != y, float("inf"))
             best_x, best_score = (x_adv, score) if best_x is None else keep_worst(best_x, best_score, x_adv, score)
         return best_x

@@ -46,8 +46,6 @@ from .gan_samples import gan_on, resolve_gan
 from .latent_search import unrestricted_search
 from .mixing import MixingAugmenter
 
-POOL_KEYS = ("z0", "z", "tau", "y", "x", "success", "spent")
-
 
 @register_augmenter("unrestricted")
 class UnrestrictedAugmenter(MixingAugmenter):

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import runtime  # noqa: E402
 from augment import attack_mode, build_augmenter, frozen  # noqa: E402
 from augment.attacks import fgsm, pgd, predict  # noqa: E402
-from augment.latent_search import _SearchState, _step  # noqa: E402
+from augment.latent_search import _SearchState, _step, search_loss  # noqa: E402
 from classifier import TrainConfig, build_classifier  # noqa: E402
 from classifier.train import make_train_step  # noqa: E402
 from data import ImageDataset, Split  # noqa: E402
@@ -105,13 +105,11 @@ def naive_attack_step(model: nn.Module, x, y, train_mode: bool = False):
 
 
 def naive_search_iteration(gan: LoadedGAN, model: nn.Module, z0, y):
-    """One latent-search iteration the plain way: fp32, live modules, parameter gradients on."""
+    """One latent-search iteration the plain way (the same loss): fp32, live modules, parameter gradients on."""
     z = z0.clone().requires_grad_(True)
     x = gan.generator(z, y)
     logits, ac = model(x), gan.critic(x).class_logits
-    loss = (-F.cross_entropy(logits, y, reduction="none") + F.relu((z - z0).square() - 0.01).mean(1)
-            + 10 * F.cross_entropy(ac, y, reduction="none")).sum()
-    loss.backward()
+    search_loss(logits, ac, z, z0, y, None, lambda1=1.0, lambda2=10.0, z_eps=0.1).sum().backward()
     with torch.no_grad():
         z -= 0.5 * z.grad
     for m in (gan.generator, gan.critic, model):

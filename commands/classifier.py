@@ -67,9 +67,10 @@ _T = TrainConfig()
 @seed_option
 @resume_option
 @reports_user_errors
-def train_classifier(dataset, data_dir, arch, memory_efficient, augment, eps, alpha, zero_start, pgd_steps, replays, aug_ratio,
-                     aug_weight, gan_run, gan_candidates, latent_steps, pool_size, epochs, batch_size, lr, schedule, weight_decay, label_smoothing, amp,
-                     channels_last, nonfinite, compile_, sync_bn, out, device, seed, resume):
+def train_classifier(dataset, data_dir, arch, memory_efficient, augment, eps, alpha, zero_start, pgd_steps,
+                     replays, aug_ratio, aug_weight, gan_run, gan_candidates, latent_steps, pool_size, epochs,
+                     batch_size, lr, schedule, weight_decay, label_smoothing, amp, channels_last, nonfinite,
+                     compile_, sync_bn, out, device, seed, resume):
     """Train a DenseNet-BC classifier, optionally with an augmenter.
 
     \b
