@@ -48,6 +48,11 @@ def resolve_gan(gan: LoadedGAN | str | os.PathLike) -> LoadedGAN:
     raise TypeError(f"gan must be a LoadedGAN or a path (got {type(gan).__name__})")
 
 
+def gan_source(gan: LoadedGAN | str | os.PathLike) -> str:
+    """Where the GAN came from, for metrics: its path, also when ``load_gan`` already loaded it."""
+    return str(gan.info.get("source", "LoadedGAN")) if isinstance(gan, LoadedGAN) else str(gan)
+
+
 def gan_on(loaded: LoadedGAN, device: torch.device) -> LoadedGAN:
     """``loaded`` with generator and critic on ``device`` (moved in place, only when needed)."""
     if next(loaded.generator.parameters()).device != device:
@@ -69,7 +74,7 @@ class GANSampleAugmenter(MixingAugmenter):
             raise ValueError(f"judge must be one of {', '.join(JUDGES)} (got {judge!r})")
         if truncation is not None and truncation <= 0:
             raise ValueError(f"truncation must be > 0 (got {truncation})")
-        self.source = gan if isinstance(gan, LoadedGAN) else str(gan)
+        self.source = gan_source(gan)
         self.gan = resolve_gan(gan)
         self.candidates, self.judge, self.truncation = int(candidates), judge, truncation
 
@@ -99,6 +104,5 @@ class GANSampleAugmenter(MixingAugmenter):
         return logits.float().softmax(1).gather(1, y[:, None]).squeeze(1)
 
     def describe(self) -> dict:
-        src = self.source if isinstance(self.source, str) else "LoadedGAN"
-        return {**super().describe(), "gan": src, "gan_step": self.gan.info.get("step"),
+        return {**super().describe(), "gan": self.source, "gan_step": self.gan.info.get("step"),
                 "candidates": self.candidates, "judge": self.judge, "truncation": self.truncation}

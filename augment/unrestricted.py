@@ -42,7 +42,7 @@ from gan import LoadedGAN
 
 from .attack_mode import frozen
 from .base import AugBatch, register_augmenter
-from .gan_samples import gan_on, resolve_gan
+from .gan_samples import gan_on, gan_source, resolve_gan
 from .latent_search import unrestricted_search
 from .mixing import MixingAugmenter
 
@@ -59,7 +59,7 @@ class UnrestrictedAugmenter(MixingAugmenter):
         if pool_size < 1 or latent_steps < 0 or restart_steps < 1 or not 0.0 < refresh <= 1.0:
             raise ValueError(f"need pool_size >= 1, latent_steps >= 0, restart_steps >= 1, 0 < refresh <= 1 "
                              f"(got {pool_size}, {latent_steps}, {restart_steps}, {refresh})")
-        self.source = gan if isinstance(gan, LoadedGAN) else str(gan)
+        self.source = gan_source(gan)
         self.gan = resolve_gan(gan)
         self.pool_size, self.latent_steps, self.refresh = int(pool_size), int(latent_steps), float(refresh)
         self.restart_steps = int(restart_steps)
@@ -144,8 +144,7 @@ class UnrestrictedAugmenter(MixingAugmenter):
 
     def describe(self) -> dict:
         s = self.stats
-        src = self.source if isinstance(self.source, str) else "LoadedGAN"
-        return {**super().describe(), "gan": src, "pool_size": self.pool_size, "latent_steps": self.latent_steps,
+        return {**super().describe(), "gan": self.source, "pool_size": self.pool_size, "latent_steps": self.latent_steps,
                 "refresh": self.refresh, "restart_steps": self.restart_steps, **self.search_kw,
                 "search_success_rate": s["succeeded"] / max(s["searched"], 1),
                 "search_steps_per_entry": s["search_steps"] / max(s["searched"], 1), **s}

@@ -107,6 +107,7 @@ def load_gan(path: str | os.PathLike, device: torch.device | str = "cpu") -> Loa
         raise CheckpointError(f"{path} is a damaged GAN checkpoint: {first}") from None
     info = {k: ckpt.get(k) for k in ("dataset", "num_classes", "classes", "image_size", "channels",
                                      "step", "version")}
+    info["source"] = str(path)
     return LoadedGAN(generator.to(device).eval(), critic.to(device).eval(), info)
 
 

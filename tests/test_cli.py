@@ -132,6 +132,7 @@ def test_generator_based_modes_through_the_cli(tmp_path):
     result = invoke("train-classifier", "--dataset", "digits", "--arch", "densenet-bc-22-8", "--augment", "gan",
                     "--gan", gan, "--epochs", 1, "--batch-size", 256, "--out", clf)
     assert result.exit_code == 0, result.output
+    assert json.loads((clf / "metrics.json").read_text())["gan"] == str(gan)      # where the samples came from
     result = invoke("evaluate", clf, "--subset", 16, "--pgd-steps", 1, "--gan", gan, "--gan-samples", 20,
                     "--unrestricted-samples", 10, "--latent-steps", 3, "--json")
     assert result.exit_code == 0, result.output
