@@ -114,5 +114,20 @@ def claims_markdown(verdicts: list[Verdict]) -> str:
     return "\n".join(lines)
 
 
+def published_markdown(metrics: dict[str, dict], anchors) -> str:
+    """Each anchor (``run``, ``metric``, ``low``..``high``, ``source``) against the measured number: the
+    distance in points to the nearest end of the published range (0 inside it; negative below it)."""
+    lines = ["| run | metric | measured | published | distance (points) |", "|---|---|---|---|---|"]
+    for a in anchors:
+        value = metrics.get(a.run, {}).get(a.metric)
+        if value is None:
+            lines.append(f"| {a.run} | {a.metric} | not measured | {_pct(a.low)}-{_pct(a.high)} | - |")
+            continue
+        dist = min(value - a.low, 0.0) + max(value - a.high, 0.0)
+        lines.append(f"| {a.run} | {a.metric} | {_pct(value)} | {_pct(a.low)}-{_pct(a.high)} | {100 * dist:+.1f} |")
+    sources = sorted({a.source for a in anchors})
+    return "\n".join(lines) + ("\n\nPublished: " + "; ".join(sources) + "." if sources else "")
+
+
 def claims_json(verdicts: list[Verdict]) -> list[dict]:
     return [asdict(v) for v in verdicts]

@@ -31,6 +31,16 @@ class Setting:
     cost: float = 1.0                  # relative cost per epoch (for the time-left estimate)
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """A published figure range (fractions) that a run's metric is compared with in the report."""
+    run: str
+    metric: str
+    low: float
+    high: float
+    source: str
+
+
 @dataclass
 class Suite:
     name: str
@@ -45,6 +55,7 @@ class Suite:
     heldout_unrestricted: int = 0      # searches for a held-out set of unrestricted examples vs the first run
     heldout_steps: int = 200           # latent steps per held-out search
     claims: bool = False               # judge the research claims (claims.py) into the report
+    anchors: tuple[Anchor, ...] = ()   # published figures to state the distance to
 
     def __post_init__(self):
         names = [s.name for s in self.settings]
@@ -69,6 +80,15 @@ def _settings(pgd_steps: int, replays: int, *, collapse: bool = False) -> list[S
     ]
 
 
+# Fashion-MNIST at eps 0.1 with small CNNs, as the issue quotes them
+_FMNIST_SOURCE = "Croce, Andriushchenko & Hein 2019 (Table 1); Song, Shokri & Mittal 2019"
+FASHION_MNIST_ANCHORS = (
+    Anchor("none", "clean_acc", 0.905, 0.922, _FMNIST_SOURCE),
+    Anchor("none", "pgd_acc", 0.0, 0.04, _FMNIST_SOURCE),
+    Anchor("pgd", "clean_acc", 0.885, 0.909, _FMNIST_SOURCE),
+    Anchor("pgd", "pgd_acc", 0.68, 0.785, _FMNIST_SOURCE),
+)
+
 SUITES: dict[str, Suite] = {
     # digits, end to end in minutes on 2 CPU cores: the README's quick demo
     "demo": Suite("demo", "digits", "densenet-bc-22-8",
@@ -80,9 +100,10 @@ SUITES: dict[str, Suite] = {
     "fashion-mnist": Suite("fashion-mnist", "fashion-mnist", "densenet-bc-22-8",
                            TrainConfig(epochs=6, batch_size=128, lr=0.1, schedule="cosine"),
                            settings=_settings(pgd_steps=3, replays=4, collapse=True),
-                           eval=EvalSettings(pgd_steps=20, restarts=1, subset=1000, gan_samples=1000,
+                           eval=EvalSettings(pgd_steps=20, restarts=2, subset=1000, gan_samples=1000,
                                              unrestricted_samples=200, latent_steps=100),
-                           gan_steps=6000, heldout_unrestricted=500, heldout_steps=100, claims=True),
+                           gan_steps=6000, heldout_unrestricted=500, heldout_steps=100, claims=True,
+                           anchors=FASHION_MNIST_ANCHORS),
     # `reproduce --full`: a longer, paper-like schedule for a GPU
     "fashion-mnist-full": Suite("fashion-mnist-full", "fashion-mnist", "densenet-bc-40-12",
                                 TrainConfig(epochs=40, batch_size=128, lr=0.1, schedule="multistep"),
@@ -90,7 +111,7 @@ SUITES: dict[str, Suite] = {
                                 eval=EvalSettings(pgd_steps=20, restarts=2, gan_samples=5000,
                                                   unrestricted_samples=1000, latent_steps=200),
                                 gan_preset="cifar", gan_steps=20_000, heldout_unrestricted=2000,
-                                heldout_steps=200, claims=True),
+                                heldout_steps=200, claims=True, anchors=FASHION_MNIST_ANCHORS),
 }
 
 
@@ -134,7 +155,8 @@ def _heldout(suite: Suite, out: Path, gan_dir: Path, data_dir: str, device: str)
         if "heldout_unrestricted_acc" not in runs.read_json(out / s.name / "metrics.json"):
             runs.update_metrics(out / s.name, {
                 "heldout_unrestricted_acc": heldout_accuracy(out / s.name, found, device),
-                "heldout_unrestricted_found": found["found"], "heldout_unrestricted_searched": found["searched"]})
+                "heldout_unrestricted_found": found["found"], "heldout_unrestricted_searched": found["searched"],
+                "heldout_unrestricted_search_seconds": found.get("seconds")})
 
 
 def _train_gan(suite: Suite, gan_dir: Path, data_dir: str, device: str) -> None:
@@ -170,15 +192,57 @@ def _pictures_and_report(suite: Suite, out: Path, gan_dir: Path, data_dir: str, 
         save_sample_grid(loaded.generator, pictures / "samples.png", classes=loaded.info.get("classes"), scale=2)
         unrestricted_grid(clean, gan_dir, pictures / "unrestricted.png", data_dir=data_dir, device=device)
     rows = collect([out / s.name for s in suite.settings])
-    extra = ""
+    extra = "\n## Settings\n\n" + settings_markdown(suite, out, rows)
     if suite.claims:
         from claims import claims_json, claims_markdown, judge_claims
         verdicts = judge_claims({r["run"]: r for r in rows})
         runs.write_json(out / "claims.json", claims_json(verdicts))
-        extra = "\n## The claims, judged from these numbers\n\n" + claims_markdown(verdicts) + "\n"
+        extra += "\n## The claims, judged from these numbers\n\n" + claims_markdown(verdicts) + "\n"
+    if suite.anchors:
+        from claims import published_markdown
+        extra += ("\n## Distance to published figures\n\n"
+                  + published_markdown({r["run"]: r for r in rows}, suite.anchors) + "\n")
     paths = write_report(rows, out, title=f"{suite.name}: {suite.dataset}, {suite.arch}", extra_md=extra)
     _log(f"report: {paths['md']}  pictures: {pictures}")
     return paths
+
+
+def settings_markdown(suite: Suite, out: Path, rows: list[dict]) -> str:
+    """What the suite ran with, and how long each part took, as Markdown (for the report)."""
+    t, e = suite.train, suite.eval
+    eps = next((r["epsilon"] for r in rows if r.get("epsilon") is not None), e.eps)
+    lines = [f"- data set `{suite.dataset}`, L-inf eps {eps:.4g}; seed {t.seed}",
+             f"- classifier `{suite.arch}`: {t.epochs} epochs, batch {t.batch_size}, SGD lr {t.lr} "
+             f"({t.schedule}), momentum {t.momentum}, weight decay {t.weight_decay}, "
+             f"{'bf16 autocast' if t.amp else 'fp32'}{', channels-last' if t.channels_last else ''}"]
+    gan = runs.read_json(out / GAN_DIR / "metrics.json") if suite.needs_gan else {}
+    if gan:
+        lines.append(f"- AC-GAN: preset `{suite.gan_preset}`, {gan.get('gan_steps', suite.gan_steps)} generator steps, "
+                     f"{gan.get('train_seconds', 0) / 60:.1f} min of training")
+    lines.append(f"- evaluation, identical for every run: clean accuracy on the whole test split; FGSM and "
+                 f"PGD-{e.pgd_steps} ({'+'.join(e.losses).upper()} losses, {e.restarts} restart(s) each, worst "
+                 f"case per sample) on the first {e.subset or 'all'} test images"
+                 + (f"; {e.gan_samples} AC-GAN samples; {e.unrestricted_samples} latent searches of up to "
+                    f"{e.latent_steps} steps" if suite.needs_gan else ""))
+    held = next((r for r in rows if r.get("heldout_unrestricted_searched")), None)
+    if held:
+        lines.append(f"- held-out unrestricted set: {held['heldout_unrestricted_found']} of "
+                     f"{held['heldout_unrestricted_searched']} searches ({suite.heldout_steps} steps) against "
+                     f"`{suite.settings[0].name}` succeeded"
+                     + (f" ({held['heldout_unrestricted_search_seconds'] / 60:.1f} min)"
+                        if held.get("heldout_unrestricted_search_seconds") else ""))
+    table = ["| run | augment | options | epochs | train (min) | evaluation (min) |", "|---|---|---|---|---|---|"]
+    by_name = {r["run"]: r for r in rows}
+    for s in suite.settings:
+        r = by_name.get(s.name, {})
+        opts = ", ".join(f"{k}={v}" for k, v in s.augment_kw.items()) or "defaults"
+        table.append(f"| {s.name} | {s.augment} | {opts} | {s.epochs or t.epochs} | "
+                     f"{_minutes(r.get('train_seconds'))} | {_minutes(r.get('eval_seconds'))} |")
+    return "\n".join(lines) + "\n\n" + "\n".join(table) + "\n"
+
+
+def _minutes(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:.1f}"
 
 
 def _jsonable(d: dict) -> dict:
@@ -204,4 +268,4 @@ class _Clock:
 
 
 def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)

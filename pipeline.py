@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -155,6 +156,7 @@ def evaluate_classifier(checkpoint: str | Path, settings: EvalSettings = EvalSet
     ``settings.subset`` test images and keep the worst case per sample over FGSM, every PGD loss and
     restart, so ``pgd_acc <= fgsm_acc <= attack_clean_acc`` on that subset.
     """
+    t0 = time.perf_counter()
     dev = runtime.pick_device(device)
     model, ckpt = load_classifier(checkpoint, dev)
     ds = load_dataset(dataset or ckpt["dataset"], data_dir)
@@ -165,6 +167,7 @@ def evaluate_classifier(checkpoint: str | Path, settings: EvalSettings = EvalSet
         result.update(_attack_metrics(model, ds, settings, dev))
     if settings.gan:
         result.update(_gan_metrics(model, ds, settings, dev))
+    result["eval_seconds"] = round(time.perf_counter() - t0, 2)
     if write:
         run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
         runs.update_metrics(run_dir, result)
@@ -264,6 +267,7 @@ def unrestricted_grid(classifier_run: str | Path, gan_run: str | Path, out: str 
     captioned with the classifier's prediction and the AC head's class."""
     from augment.attacks import predict
     from grids import amplify, save_comparison_grid
+    t0 = time.perf_counter()
     dev = runtime.pick_device(device)
     model, ckpt = load_classifier(classifier_run, dev)
     ds = load_dataset(ckpt["dataset"], data_dir)
@@ -289,6 +293,7 @@ def find_unrestricted_set(classifier_run: str | Path, gan_run: str | Path, out: 
 
     The RNG seed is separate from any training pool's, so the set is held out from what the unrestricted
     augmenter saw. Returns ``{"images", "labels", "searched", "found"}``."""
+    t0 = time.perf_counter()
     dev = runtime.pick_device(device)
     model, ckpt = load_classifier(classifier_run, dev)
     ds = load_dataset(ckpt["dataset"], data_dir)
@@ -299,7 +304,7 @@ def find_unrestricted_set(classifier_run: str | Path, gan_run: str | Path, out: 
     found = {"kind": "unrestricted-set", "version": runs.PROJECT_VERSION,
              "config": {"classifier": str(classifier_run), "gan": str(gan_run), "latent_steps": latent_steps,
                         "seed": seed}, "images": x, "labels": labels[res.success].cpu(), "searched": n,
-             "found": len(x)}
+             "found": len(x), "seconds": round(time.perf_counter() - t0, 2)}
     runs.atomic_save(found, out)
     return found
 

@@ -25,6 +25,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("unrestricted_mean_steps", "search steps to success", "decimal"),
     ("heldout_unrestricted_acc", "held-out unrestricted acc", "acc"),
     ("train_seconds", "train time (s)", "count"),
+    ("eval_seconds", "eval time (s)", "count"),
     ("images_per_second", "images/s", "count"),
 ]
 BARS = [("clean_acc", "clean"), ("fgsm_acc", "FGSM"), ("pgd_acc", "PGD"), ("gan_sample_acc", "GAN samples"),

@@ -5,7 +5,8 @@ import copy
 
 import pytest
 
-from claims import claims_markdown, judge_claims
+from claims import claims_markdown, judge_claims, published_markdown
+from experiments import Anchor
 
 
 def row(clean, pgd, *, seconds=100.0, gan=0.9, success=0.95, found=0.05, heldout=0.1, history=()):
@@ -54,3 +55,14 @@ def test_missing_runs_or_numbers_are_not_measured(holding):
     verdicts = {v.key: v for v in judge_claims(m)}
     assert verdicts["e"].holds is None and "fgsm-2eps" in verdicts["e"].evidence
     assert verdicts["f"].holds is None and verdicts["a"].holds
+
+
+def test_distance_to_published_figures_is_zero_inside_the_range_and_signed_outside(holding):
+    anchors = [Anchor("none", "clean_acc", 0.90, 0.95, "paper A"), Anchor("pgd", "pgd_acc", 0.75, 0.80, "paper B"),
+               Anchor("none", "pgd_acc", 0.0, 0.004, "paper A"), Anchor("missing", "clean_acc", 0.5, 0.6, "paper A")]
+    md = published_markdown(holding, anchors)
+    assert "| none | clean_acc | 92.0% | 90.0%-95.0% | +0.0 |" in md        # inside the range
+    assert "| pgd | pgd_acc | 70.0% | 75.0%-80.0% | -5.0 |" in md           # below it
+    assert "| none | pgd_acc | 1.0% | 0.0%-0.4% | +0.6 |" in md             # above it
+    assert "| missing | clean_acc | not measured |" in md
+    assert md.endswith("Published: paper A; paper B.")

@@ -6,7 +6,7 @@ import torch
 
 import runs
 from classifier import TrainConfig
-from experiments import Setting, Suite, run_suite
+from experiments import Anchor, Setting, Suite, run_suite
 from pipeline import EvalSettings
 
 
@@ -24,6 +24,9 @@ def test_suite_runs_then_skips_finished_runs(tmp_path, mini_suite):
     assert (tmp_path / "pictures" / "fgsm.png").exists() and (tmp_path / "pictures" / "pgd.png").exists()
     m = runs.read_json(tmp_path / "fgsm" / "metrics.json")
     assert m["pgd_acc"] <= m["fgsm_acc"] and m["eval_settings"]["pgd_steps"] == 2
+    assert m["eval_seconds"] > 0 and "eval time (s)" in md
+    assert "## Settings" in md and "PGD-2 (CE+CW losses, 1 restart(s) each" in md
+    assert "| fgsm | fgsm | defaults | 1 |" in md and "Distance to published" not in md
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/checkpoint.pt")}
     run_suite(mini_suite, tmp_path)                               # nothing left to train or evaluate
     assert stamps == {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/checkpoint.pt")}
@@ -42,7 +45,8 @@ def test_claims_suite_with_a_held_out_unrestricted_set(tmp_path):
     suite = Suite("mini-claims", "digits", "densenet-bc-22-8", TrainConfig(epochs=1, batch_size=256),
                   settings=[Setting("none"), Setting("unrestricted", "unrestricted", {"pool_size": 32, "latent_steps": 2})],
                   eval=EvalSettings(pgd_steps=2, subset=64, gan_samples=50, unrestricted_samples=10, latent_steps=5),
-                  gan_steps=20, heldout_unrestricted=20, heldout_steps=10, claims=True)
+                  gan_steps=20, heldout_unrestricted=20, heldout_steps=10, claims=True,
+                  anchors=(Anchor("none", "clean_acc", 0.9, 1.0, "a paper"),))
     paths = run_suite(suite, tmp_path)
     held = runs.load_checkpoint(tmp_path / "heldout_unrestricted.pt", kind="unrestricted-set")
     assert held["searched"] == 20 and held["found"] == len(held["labels"]) and held["images"].dtype == torch.uint8
@@ -55,6 +59,9 @@ def test_claims_suite_with_a_held_out_unrestricted_set(tmp_path):
     assert verdicts["f"]["holds"] in (True, False) and "held-out" in verdicts["f"]["evidence"]
     md = paths["md"].read_text()
     assert "The claims, judged from these numbers" in md and "held-out unrestricted acc" in md
+    assert f"held-out unrestricted set: {held['found']} of 20 searches (10 steps) against `none`" in md
+    assert "AC-GAN: preset `small`, 20 generator steps" in md
+    assert "## Distance to published figures" in md and "| none | clean_acc |" in md and "a paper" in md
     assert paths["curves"].exists()
     stamp = (tmp_path / "heldout_unrestricted.pt").stat().st_mtime_ns
     run_suite(suite, tmp_path)                                   # the held-out set is found once
