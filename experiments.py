@@ -117,7 +117,13 @@ SUITES: dict[str, Suite] = {
 
 def run_suite(suite: Suite, out: str | Path, *, data_dir: str = "datasets", device: str = "auto") -> dict:
     """Run every step of ``suite`` into ``out`` (skipping what is done); returns the report's paths."""
-    out = Path(out)
+    try:
+        return _run_suite(suite, Path(out), data_dir, device)
+    except runtime.Interrupted as e:             # the run's own hint, and the suite's
+        raise runtime.Interrupted(f"{e}\nRun the same command again to resume the whole suite from there.") from None
+
+
+def _run_suite(suite: Suite, out: Path, data_dir: str, device: str) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     runs.write_json(out / "suite.json", asdict(suite))
     gan_dir = out / GAN_DIR
@@ -131,7 +137,7 @@ def run_suite(suite: Suite, out: str | Path, *, data_dir: str = "datasets", devi
         t0 = time.perf_counter()
         _train_setting(suite, s, run_dir, gan_dir, data_dir, device)
         _evaluate(suite, run_dir, gan_dir, data_dir, device)
-        clock.done((s.epochs or suite.train.epochs) * s.cost, time.perf_counter() - t0)
+        clock.done((s.epochs or suite.train.epochs) * s.cost, _run_seconds(run_dir, time.perf_counter() - t0))
     if suite.needs_gan and suite.heldout_unrestricted:
         _heldout(suite, out, gan_dir, data_dir, device)
     return _pictures_and_report(suite, out, gan_dir, data_dir, device)
@@ -248,6 +254,15 @@ def _minutes(seconds: float | None) -> str:
 def _jsonable(d: dict) -> dict:
     import json
     return json.loads(json.dumps(d))
+
+
+def _run_seconds(run_dir: Path, wall: float) -> float:
+    """What a run cost: its recorded training and evaluation seconds (also right for a run finished or
+    half done before a resume, whose wall time here is ~0), else the wall time measured here."""
+    m = runs.read_json(run_dir / "metrics.json")
+    if m.get("train_seconds") is None or m.get("eval_seconds") is None:
+        return wall
+    return m["train_seconds"] + m["eval_seconds"]
 
 
 class _Clock:

@@ -66,3 +66,24 @@ def test_claims_suite_with_a_held_out_unrestricted_set(tmp_path):
     stamp = (tmp_path / "heldout_unrestricted.pt").stat().st_mtime_ns
     run_suite(suite, tmp_path)                                   # the held-out set is found once
     assert (tmp_path / "heldout_unrestricted.pt").stat().st_mtime_ns == stamp
+
+
+def test_time_left_counts_runs_finished_before_a_resume(tmp_path):
+    from experiments import _Clock, _run_seconds
+    runs.write_json(tmp_path / "metrics.json", {"train_seconds": 50.0, "eval_seconds": 10.0})
+    clock = _Clock(total_units=3)
+    clock.done(1, _run_seconds(tmp_path, wall=0.01))          # skipped: finished in an earlier process
+    assert clock.status() == "elapsed 1.0 min, about 2 min left"
+    runs.write_json(tmp_path / "metrics.json", {"train_seconds": 50.0})   # not evaluated: the wall time
+    assert _run_seconds(tmp_path, wall=7.0) == 7.0
+
+
+def test_an_interrupted_suite_says_how_to_resume_it(tmp_path, mini_suite, monkeypatch):
+    import experiments
+    import runtime
+
+    def stop(*args, **kw):
+        raise runtime.Interrupted("SIGINT: stopped at epoch 1, batch 3; checkpoint saved in X. Resume with --out X --resume")
+    monkeypatch.setattr(experiments, "_train_setting", stop)
+    with pytest.raises(runtime.Interrupted, match="(?s)batch 3.*Run the same command again to resume the whole suite"):
+        run_suite(mini_suite, tmp_path)
