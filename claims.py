@@ -34,8 +34,11 @@ def _a(m: dict) -> tuple[bool, str]:
 
 def _b(m: dict) -> tuple[bool, str]:
     d = m["gan"]["clean_acc"] - m["none"]["clean_acc"]
+    spread = (f"; clean training with another seed: {_pct(m['none-seed1']['clean_acc'])}"
+              if "none-seed1" in m else "")
     return abs(d) <= 0.01, (f"clean accuracy {_pct(m['gan']['clean_acc'])} with GAN samples vs "
-                            f"{_pct(m['none']['clean_acc'])} without ({100 * d:+.1f} points; holds within 1)")
+                            f"{_pct(m['none']['clean_acc'])} without ({100 * d:+.1f} points; holds within 1)"
+                            + spread)
 
 
 def _c(m: dict) -> tuple[bool, str]:
@@ -55,23 +58,47 @@ def _d(m: dict) -> tuple[bool, str]:
         f"(holds up to 1.5x)")
 
 
+def _warned_at(run: dict) -> list[int]:
+    """Epochs at which the catastrophic-overfitting guard warned."""
+    return [h.get("epoch", i + 1) for i, h in enumerate(run.get("history", [])) if h.get("overfit")]
+
+
+# claim (e)'s runs: step 1.25 eps with a random start, and step 2 eps, each over its training seeds
+FGSM_RUNS, FGSM_2EPS_RUNS = ("fgsm", "fgsm-seed1"), ("fgsm-2eps", "fgsm-2eps-seed1")
+
+
 def _e(m: dict) -> tuple[bool, str]:
-    big, small = m["fgsm-2eps"], m["fgsm"]
-    warned = any(h.get("overfit") for h in big.get("history", []))
-    collapsed = big["pgd_acc"] < 0.5 * small["pgd_acc"]
-    return collapsed and warned, (
-        f"PGD accuracy with step 2 eps {_pct(big['pgd_acc'])} vs step 1.25 eps with random start "
-        f"{_pct(small['pgd_acc'])} (collapse: below half); the overfitting guard "
-        f"{'warned' if warned else 'did not warn'} in the 2-eps run")
+    small = [n for n in FGSM_RUNS if n in m]
+    big = [n for n in FGSM_2EPS_RUNS if n in m]
+    mean = lambda names: sum(m[n]["pgd_acc"] for n in names) / len(names)   # noqa: E731
+    collapsed = mean(big) < 0.5 * mean(small)
+
+    def said(name: str) -> str:
+        run, epochs = m[name], _warned_at(m[name])
+        return (f"{name}: PGD {_pct(run['pgd_acc'])}, clean {_pct(run['clean_acc'])}, guard "
+                + (f"warned at epoch {', '.join(map(str, epochs))}" if epochs else "did not warn"))
+    holds = collapsed and all(_warned_at(m[n]) for n in big) and not any(_warned_at(m[n]) for n in small)
+    return holds, (f"mean PGD accuracy with step 2 eps {_pct(mean(big))} vs step 1.25 eps with random start "
+                   f"{_pct(mean(small))} (collapse: below half; holds only if the guard warned in every 2-eps "
+                   f"run and in no 1.25-eps run); " + "; ".join(said(n) for n in small + big))
 
 
 def _f(m: dict) -> tuple[bool, str]:
+    """Two measures: held-out examples found against the clean model (judged against an independently
+    trained clean model where there is one: the model they were found against is wrong on all of them
+    by construction), and the latent search run against each model itself."""
     key = "heldout_unrestricted_acc"
     u, n = m["unrestricted"], m["none"]
-    return u[key] > n[key], (
-        f"accuracy on held-out unrestricted examples (found against the clean model): {_pct(u[key])} after "
-        f"training with unrestricted examples vs {_pct(n[key])} after clean training; cost: clean "
-        f"{100 * (u['clean_acc'] - n['clean_acc']):+.1f} points, PGD {100 * (u['pgd_acc'] - n['pgd_acc']):+.1f} points")
+    base = "none-seed1" if "none-seed1" in m else "none"
+    b = m[base]
+    holds = u[key] > b[key] and u["unrestricted_success_rate"] < n["unrestricted_success_rate"]
+    return holds, (
+        f"held-out unrestricted examples (found against `none`): {_pct(u[key])} right after training with "
+        f"unrestricted examples vs {_pct(b[key])} for clean training (`{base}`"
+        + (f"; `none` itself: {_pct(n[key])}" if base != "none" else "") + "); the latent search against the "
+        f"model itself succeeds on {_pct(u['unrestricted_success_rate'])} vs {_pct(n['unrestricted_success_rate'])} "
+        f"(holds if both improve); cost: clean {100 * (u['clean_acc'] - n['clean_acc']):+.1f} points, "
+        f"PGD {100 * (u['pgd_acc'] - n['pgd_acc']):+.1f} points")
 
 
 CLAIMS: list[tuple[str, str, tuple[str, ...], Callable[[dict], tuple[bool, str]]]] = [
