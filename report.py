@@ -29,7 +29,8 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("images_per_second", "images/s", "count"),
 ]
 BARS = [("clean_acc", "clean"), ("fgsm_acc", "FGSM"), ("pgd_acc", "PGD"), ("gan_sample_acc", "GAN samples"),
-        ("unrestricted_acc", "unrestricted examples (found against that model)")]
+        ("unrestricted_acc", "unrestricted examples (found against that model)"),
+        ("heldout_unrestricted_acc", "held-out unrestricted examples (found against the first clean model)")]
 
 
 class ReportError(Exception):
