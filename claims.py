@@ -70,16 +70,16 @@ FGSM_RUNS, FGSM_2EPS_RUNS = ("fgsm", "fgsm-seed1"), ("fgsm-2eps", "fgsm-2eps-see
 def _e(m: dict) -> tuple[bool, str]:
     small = [n for n in FGSM_RUNS if n in m]
     big = [n for n in FGSM_2EPS_RUNS if n in m]
-    mean = lambda names: sum(m[n]["pgd_acc"] for n in names) / len(names)   # noqa: E731
-    collapsed = mean(big) < 0.5 * mean(small)
+    pgd_small, pgd_big = (sum(m[n]["pgd_acc"] for n in names) / len(names) for names in (small, big))
+    collapsed = pgd_big < 0.5 * pgd_small
 
     def said(name: str) -> str:
         run, epochs = m[name], _warned_at(m[name])
         return (f"{name}: PGD {_pct(run['pgd_acc'])}, clean {_pct(run['clean_acc'])}, guard "
                 + (f"warned at epoch {', '.join(map(str, epochs))}" if epochs else "did not warn"))
     holds = collapsed and all(_warned_at(m[n]) for n in big) and not any(_warned_at(m[n]) for n in small)
-    return holds, (f"mean PGD accuracy with step 2 eps {_pct(mean(big))} vs step 1.25 eps with random start "
-                   f"{_pct(mean(small))} (collapse: below half; holds only if the guard warned in every 2-eps "
+    return holds, (f"mean PGD accuracy with step 2 eps {_pct(pgd_big)} vs step 1.25 eps with random start "
+                   f"{_pct(pgd_small)} (collapse: below half; holds only if the guard warned in every 2-eps "
                    f"run and in no 1.25-eps run); " + "; ".join(said(n) for n in small + big))
 
 

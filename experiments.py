@@ -204,26 +204,29 @@ def _pictures_and_report(suite: Suite, out: Path, gan_dir: Path, data_dir: str, 
         save_sample_grid(loaded.generator, pictures / "samples.png", classes=loaded.info.get("classes"), scale=2)
         unrestricted_grid(clean, gan_dir, pictures / "unrestricted.png", data_dir=data_dir, device=device)
     rows = collect([out / s.name for s in suite.settings])
-    extra = "\n## Settings\n\n" + settings_markdown(suite, out, rows)
+    by_run = {r["run"]: r for r in rows}
+    extra = "\n## Settings\n\n" + settings_markdown(suite, out, by_run)
     if suite.claims:
         from claims import claims_json, claims_markdown, judge_claims
-        verdicts = judge_claims({r["run"]: r for r in rows})
+        verdicts = judge_claims(by_run)
         runs.write_json(out / "claims.json", claims_json(verdicts))
         extra += "\n## The claims, judged from these numbers\n\n" + claims_markdown(verdicts) + "\n"
     if suite.anchors:
         from claims import published_markdown
         extra += ("\n## Distance to published figures\n\n"
-                  + published_markdown({r["run"]: r for r in rows}, suite.anchors) + "\n")
+                  + published_markdown(by_run, suite.anchors) + "\n")
     paths = write_report(rows, out, title=f"{suite.name}: {suite.dataset}, {suite.arch}", extra_md=extra)
     _log(f"report: {paths['md']}  pictures: {pictures}")
     return paths
 
 
-def settings_markdown(suite: Suite, out: Path, rows: list[dict]) -> str:
-    """What the suite ran with, and how long each part took, as Markdown (for the report)."""
+def settings_markdown(suite: Suite, out: Path, by_run: dict[str, dict]) -> str:
+    """What the suite ran with, and how long each part took, as Markdown (for the report);
+    ``by_run``: run name -> its metrics.json."""
     t, e = suite.train, suite.eval
-    eps = next((r["epsilon"] for r in rows if r.get("epsilon") is not None), e.eps)
-    lines = [f"- data set `{suite.dataset}`, L-inf eps {eps:.4g}; seed {t.seed}",
+    eps = next((r["epsilon"] for r in by_run.values() if r.get("epsilon") is not None), e.eps)
+    lines = [f"- data set `{suite.dataset}`" + (f", L-inf eps {eps:.4g}" if eps is not None else "")
+             + f"; seed {t.seed}",
              f"- classifier `{suite.arch}`: {t.epochs} epochs, batch {t.batch_size}, SGD lr {t.lr} "
              f"({t.schedule}), momentum {t.momentum}, weight decay {t.weight_decay}, "
              f"{'bf16 autocast' if t.amp else 'fp32'}{', channels-last' if t.channels_last else ''}"]
@@ -236,7 +239,7 @@ def settings_markdown(suite: Suite, out: Path, rows: list[dict]) -> str:
                  f"case per sample) on the first {e.subset or 'all'} test images"
                  + (f"; {e.gan_samples} AC-GAN samples; {e.unrestricted_samples} latent searches of up to "
                     f"{e.latent_steps} steps" if suite.needs_gan else ""))
-    held = next((r for r in rows if r.get("heldout_unrestricted_searched")), None)
+    held = next((r for r in by_run.values() if r.get("heldout_unrestricted_searched")), None)
     if held:
         lines.append(f"- held-out unrestricted set: {held['heldout_unrestricted_found']} of "
                      f"{held['heldout_unrestricted_searched']} searches ({suite.heldout_steps} steps) against "
@@ -244,9 +247,8 @@ def settings_markdown(suite: Suite, out: Path, rows: list[dict]) -> str:
                      + (f" ({held['heldout_unrestricted_search_seconds'] / 60:.1f} min)"
                         if held.get("heldout_unrestricted_search_seconds") else ""))
     table = ["| run | augment | options | epochs | train (min) | evaluation (min) |", "|---|---|---|---|---|---|"]
-    by_name = {r["run"]: r for r in rows}
     for s in suite.settings:
-        r = by_name.get(s.name, {})
+        r = by_run.get(s.name, {})
         opts = ", ".join([f"{k}={v}" for k, v in s.augment_kw.items()]
                          + ([f"training seed {s.seed}"] if s.seed is not None else [])) or "defaults"
         table.append(f"| {s.name} | {s.augment} | {opts} | {s.epochs or t.epochs} | "

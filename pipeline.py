@@ -267,7 +267,6 @@ def unrestricted_grid(classifier_run: str | Path, gan_run: str | Path, out: str 
     captioned with the classifier's prediction and the AC head's class."""
     from augment.attacks import predict
     from grids import amplify, save_comparison_grid
-    t0 = time.perf_counter()
     dev = runtime.pick_device(device)
     model, ckpt = load_classifier(classifier_run, dev)
     ds = load_dataset(ckpt["dataset"], data_dir)
