@@ -70,9 +70,22 @@ def _draw_labels(grid: torch.Tensor, cell: tuple[int, int], nrow: int, n: int, r
         draw.text((cell_xy(0, c)[0] + cw // 2, 2), str(label), fill="black", font=font, anchor="mt")
     for i, caption in enumerate(cell_captions or []):
         x0, y0 = cell_xy(i // nrow, i % nrow)
-        draw.text((x0 + cw // 2, y0 + ch - 1), str(caption), fill="black", font=font, anchor="mb")
+        text, small = _fit(str(caption), cw, font_size)
+        draw.text((x0 + cw // 2, y0 + ch - 1), text, fill="black", font=small, anchor="mb")
     arr = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
     return arr.view(img.height, img.width, 3).permute(2, 0, 1).float().div(255)
+
+
+def _fit(text: str, width: int, font_size: int, min_size: int = 8) -> tuple[str, ImageFont.ImageFont]:
+    """``text`` and a font that fit in ``width`` pixels: a smaller font first (down to ``min_size``), then
+    the end of the text cut with an ellipsis, so a caption never runs over its neighbours or the edge."""
+    for size in range(font_size, min_size - 1, -1):
+        font = _font(size)
+        if _text_width(font, text) <= width:
+            return text, font
+    while len(text) > 1 and _text_width(font, text + "…") > width:
+        text = text[:-1]
+    return text + "…", font
 
 
 def _text_width(font, text: str) -> int:

@@ -30,7 +30,9 @@ class RunDirError(Exception):
 # ----------------------------------------------------------------------------- atomic writes
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half of it."""
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half of it.
+    The file gets the permissions an ordinary ``open`` would give it (0666 less the umask), not the
+    temp file's 0600, so others on a shared machine can read reports and runs as the umask allows."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -38,12 +40,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it; it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
@@ -53,8 +63,13 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as the project writes JSON: indented, keys sorted, tensors as lists, paths as strings."""
+    return (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode()
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def read_json(path: str | os.PathLike) -> dict:

@@ -16,10 +16,13 @@ schedule is defined on optimizer steps, so milestones scale alike.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable, NamedTuple
 
 import torch
 import torch.nn as nn
+
+from registry import Registry
 
 
 class AugBatch(NamedTuple):
@@ -37,6 +40,14 @@ class Augmenter:
 
     name = "none"
     replays: int = 1
+
+    @classmethod
+    def options(cls) -> list[str]:
+        """The settings this augmenter takes: the keyword parameters of its ``__init__``."""
+        if cls.__init__ is object.__init__:
+            return []
+        params = inspect.signature(cls.__init__).parameters.values()
+        return [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> AugBatch:
         return AugBatch(x, y)
@@ -59,26 +70,23 @@ class Augmenter:
         return {"augment": self.name}
 
 
-_REGISTRY: dict[str, type[Augmenter]] = {}
+AUGMENTERS = Registry("augment mode")
 
 
 def register_augmenter(name: str) -> Callable[[type[Augmenter]], type[Augmenter]]:
     def deco(cls):
         cls.name = name
-        _REGISTRY[name] = cls
-        return cls
+        return AUGMENTERS.register(name)(cls)
     return deco
 
 
 def augmenter_names() -> list[str]:
-    return list(_REGISTRY)
+    return AUGMENTERS.names()
 
 
 def augmenter_class(name: str) -> type[Augmenter]:
-    """The class registered under ``name`` (its ``__init__`` signature lists the options it takes)."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown augment mode {name!r}: choose one of {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
+    """The class registered under ``name`` (``options()`` lists the settings it takes)."""
+    return AUGMENTERS.lookup(name)
 
 
 def build_augmenter(name: str, **kw) -> Augmenter:

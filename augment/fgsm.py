@@ -4,7 +4,7 @@ Each batch (its ``ratio`` share) is replaced by ``fgsm(model, x, y)``: a random 
 ball, one signed-gradient step of ``alpha = 1.25 * eps``, projection to the ball and to [0, 1].
 ``random_start=False`` gives the classic zero-start FGSM of Goodfellow et al. (2015) (default
 ``alpha = eps``). Steps of 2 * eps and more tend to overfit catastrophically (PGD accuracy -> 0):
-watch ``evaluate.OverfitGuard``. The attack runs on the model in eval mode (see ``attack_mode``).
+watch ``attacks.OverfitGuard``. The attack runs on the model in eval mode (see ``attack_mode``).
 
 Args:
     eps: L-inf radius in pixels; alpha: step size; random_start: see above;
@@ -20,7 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .attacks import fgsm
+from attacks import fgsm
+
 from .base import register_augmenter
 from .mixing import MixingAugmenter, check_eps
 

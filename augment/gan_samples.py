@@ -30,9 +30,9 @@ import os
 import torch
 import torch.nn as nn
 
+from attacks import attack_mode, frozen
 from gan import LoadedGAN, load_gan, sample, truncate
 
-from .attack_mode import attack_mode, frozen
 from .base import register_augmenter
 from .mixing import MixingAugmenter
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .attacks import attack_loss, pgd
+from attacks import attack_loss, pgd
+
 from .base import register_augmenter
 from .mixing import MixingAugmenter, check_eps
 

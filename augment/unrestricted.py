@@ -38,12 +38,11 @@ import os
 import torch
 import torch.nn as nn
 
+from attacks import frozen, unrestricted_search
 from gan import LoadedGAN
 
-from .attack_mode import frozen
 from .base import AugBatch, register_augmenter
 from .gan_samples import gan_on, gan_source, resolve_gan
-from .latent_search import unrestricted_search
 from .mixing import MixingAugmenter
 
 

@@ -1,5 +1,7 @@
-"""Speed benchmark: ms per batch, images/s, peak memory, and issue 5's ratios, all measured side by side in
-one run on the same machine, model and batch.
+"""Speed benchmark: ms per batch, images/s, peak memory, and ratios measured side by side in one run on the
+same machine, model and batch: ours against the usual way (the fp32 train step, a naive attack step, a naive
+latent-search iteration, torchattacks' PGD-10 evaluation, the reference AC-GAN steps) and each augmenter's
+training step against a clean one. bench/README.md lists each ratio with its target.
 
     python bench/speed.py              # DenseNet-BC-40-12 and -100-12 at batch 128, AC-GAN steps, memory
     python bench/speed.py --quick      # DenseNet-BC-40-12 only, fewer repeats, no -100-12 memory probe
@@ -31,9 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import runtime  # noqa: E402
-from augment import attack_mode, build_augmenter, frozen  # noqa: E402
-from augment.attacks import fgsm, pgd, predict  # noqa: E402
-from augment.latent_search import _SearchState, _step, search_loss  # noqa: E402
+import tuning  # noqa: E402
+from attacks import attack_mode, fgsm, frozen, pgd, predict, search_loss  # noqa: E402
+from attacks.latent import _SearchState, _step  # noqa: E402
+from augment import build_augmenter  # noqa: E402
 from classifier import TrainConfig, build_classifier  # noqa: E402
 from classifier.train import make_train_step  # noqa: E402
 from data import ImageDataset, Split  # noqa: E402
@@ -288,9 +291,9 @@ def _probe(arch: str, batch: int, efficient: bool, device: torch.device, fp32: b
 
 
 def bench_allocator(arch: str, batch: int, device: torch.device) -> tuple[dict, dict]:
-    """fp32 train step with glibc's default malloc settings vs the entry point's (runtime.TUNED_ENV)."""
+    """fp32 train step with glibc's default malloc settings vs the entry point's (tuning.TUNED_ENV)."""
     rows = {}
-    plain = {k: v for k, v in os.environ.items() if k not in runtime.TUNED_ENV} | {"ADVGEN_NO_TUNING": "1"}
+    plain = {k: v for k, v in os.environ.items() if k not in tuning.TUNED_ENV} | {"ADVGEN_NO_TUNING": "1"}
     for name, env in (("glibc defaults", plain), ("tuned (entry point)", None)):
         r = _probe(arch, batch, False, device, fp32=True, env=env)
         rows[f"{arch} fp32 train step, allocator {name}"] = {"ms": r["ms"], "peak_mib": r["peak_mib"]}
@@ -357,7 +360,7 @@ def main() -> None:
     if a.probe_memory:
         arch, batch, eff, dev = a.probe_memory
         return memory_probe(arch, int(batch), bool(int(eff)), torch.device(dev), fp32=a.fp32)
-    runtime.tune_process()                # measure under the entry point's settings (re-execs once)
+    tuning.tune_process()                # measure under the entry point's settings (re-execs once)
     device = runtime.pick_device(a.device)
     if a.smoke:
         archs, batch, classes, repeats, warmup = ["densenet-bc-22-8"], 8, 10, a.repeats or 1, 1

@@ -12,6 +12,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
+import runs
+import runtime
+from registry import Registry
+
 
 @dataclass
 class DenseNetConfig:
@@ -31,12 +35,12 @@ class DenseNetConfig:
         return n // 2 if self.bottleneck else n
 
 
-PRESETS: dict[str, dict] = {
+PRESETS = Registry("arch", {
     "densenet-bc-100-12": dict(depth=100, growth_rate=12),   # ~0.80M params (100 classes)
     "densenet-bc-40-12": dict(depth=40, growth_rate=12),     # small, for CPU
     "densenet-bc-190-40": dict(depth=190, growth_rate=40),   # ~25.6M params
     "densenet-bc-22-8": dict(depth=22, growth_rate=8),       # tiny, for tests and the demo
-}
+})
 
 
 class Normalize(nn.Module):
@@ -156,23 +160,14 @@ def build_classifier(arch: str | DenseNetConfig, **overrides) -> DenseNet:
     """
     if isinstance(arch, DenseNetConfig):
         cfg = replace(arch, **overrides)
-    elif arch in PRESETS:
-        cfg = DenseNetConfig(**{**PRESETS[arch], **overrides})
     else:
-        raise ValueError(f"unknown arch {arch!r}: choose one of {', '.join(PRESETS)}")
+        cfg = DenseNetConfig(**{**PRESETS.lookup(arch), **overrides})
     return DenseNet(cfg)
 
 
 def classifier_config(model: nn.Module) -> dict:
     """The model's config as a plain dict (stored in checkpoints; rebuild with ``DenseNetConfig(**d)``)."""
-    return asdict(unwrap(model).cfg)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The bare model under DDP / torch.compile wrappers."""
-    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
-        model = getattr(model, "module", None) or getattr(model, "_orig_mod")
-    return model
+    return asdict(runtime.unwrap(model).cfg)
 
 
 def load_classifier(path, device: torch.device | str = "cpu") -> tuple[DenseNet, dict]:
@@ -180,7 +175,6 @@ def load_classifier(path, device: torch.device | str = "cpu") -> tuple[DenseNet,
 
     Returns ``(model in eval mode on device, checkpoint dict)``. Raises ``runs.CheckpointError``.
     """
-    import runs
     ckpt = runs.load_checkpoint(path, kind="classifier", map_location="cpu")
     cfg = DenseNetConfig(**{**ckpt["config"]["model"], "memory_efficient": False})
     model = DenseNet(cfg)

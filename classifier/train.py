@@ -10,7 +10,7 @@ import contextlib
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -22,8 +22,9 @@ from tqdm import tqdm
 import runs
 import runtime
 from data import DeviceLoader, ImageDataset, Split
+from registry import Registry
 
-from .densenet import classifier_config, unwrap
+from .densenet import classifier_config
 from .sync_bn import convert_sync_batchnorm
 
 
@@ -46,11 +47,11 @@ class TrainConfig:
     compile: bool = False             # torch.compile the training model (first steps pay the compile)
 
 
-SCHEDULES: dict[str, Callable[[float], float]] = {
+SCHEDULES: Registry = Registry("lr schedule", {
     "multistep": lambda t: 0.1 ** ((t >= 0.5) + (t >= 0.75)),
     "cosine": lambda t: 0.5 * (1 + math.cos(math.pi * t)),
     "constant": lambda t: 1.0,
-}
+})
 
 
 class NonFiniteLoss(RuntimeError):
@@ -108,9 +109,11 @@ def fit(model: nn.Module, dataset: ImageDataset, *, cfg: TrainConfig, out: str |
         while state.epoch < state.total_epochs:
             record = _run_epoch(state, writer, stop)
             for hook in epoch_hooks:
-                record.update(hook(unwrap(state.model), record) or {})
+                record.update(hook(runtime.unwrap(state.model), record) or {})
             state.finish_epoch(record, writer)
-    return state.final_metrics()
+        metrics = state.final_metrics()
+        writer.add_hparams(_hparams(state), {"hparam/test_acc": metrics["clean_acc"] or 0.0}, run_name="hparams")
+    return metrics
 
 
 def _run_epoch(state: "_TrainState", writer, stop: runtime.GracefulStop) -> dict:
@@ -191,11 +194,29 @@ def _global_mean(values: torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- state and checkpoints
 
+@dataclass
 class _TrainState:
     """Everything the loop mutates, and how it goes into / comes out of a checkpoint."""
-
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
+    model: nn.Module                  # what the loop calls: the model, or its DDP / compiled wrapper
+    optimizer: torch.optim.Optimizer
+    cfg: TrainConfig
+    device: torch.device
+    aug: object                       # anything with the augmenter interface (augment/base.py)
+    out: Path
+    dataset: ImageDataset
+    loader: DeviceLoader
+    total_epochs: int                 # ceil(cfg.epochs / aug.replays)
+    total_steps: int                  # optimizer steps of the whole run (the lr schedule's length)
+    scaler: torch.amp.GradScaler      # fp16 loss scaling (disabled for bf16 and fp32)
+    partial: torch.Tensor             # [loss sum, correct, images, seconds] of the epoch in progress
+    extra_config: dict = field(default_factory=dict)
+    epoch: int = 0
+    batch: int = 0                    # batches done in the epoch in progress
+    step: int = 0
+    lr: float = 0.0
+    history: list = field(default_factory=list)
+    best_acc: float = -1.0
+    skipped: int = 0
 
     @classmethod
     def create(cls, model, dataset, cfg, device, aug, out, extra_config):
@@ -220,8 +241,7 @@ class _TrainState:
         fp16 = cfg.amp and runtime.autocast_dtype(device) == torch.float16
         return cls(model=train_model, optimizer=opt, cfg=cfg, device=device, aug=aug, out=out,
                    dataset=dataset, loader=loader, total_epochs=total_epochs,
-                   total_steps=total_epochs * len(loader) * aug.replays, epoch=0, batch=0, step=0,
-                   lr=cfg.lr, history=[], best_acc=-1.0, skipped=0, extra_config=extra_config,
+                   total_steps=total_epochs * len(loader) * aug.replays, lr=cfg.lr, extra_config=extra_config,
                    partial=torch.zeros(4, dtype=torch.float64, device=device),
                    scaler=torch.amp.GradScaler(device.type, enabled=fp16))
 
@@ -241,9 +261,9 @@ class _TrainState:
                                       channels_last=self.cfg.channels_last)
         self.history.append(record)
         self.epoch, self.batch = self.epoch + 1, 0
-        tags = {"train_loss": "loss/train_epoch", "train_acc": "acc/train", "test_acc": "acc/clean", "lr": "lr"}
-        for key, tag in tags.items():
-            writer.add_scalar(tag, record[key], self.epoch)
+        for key, tag in EPOCH_TAGS.items():
+            if record.get(key) is not None:
+                writer.add_scalar(tag, record[key], self.epoch)
         _log(_summary_line(record, self.total_epochs))
         self.save(best=record["test_acc"] > self.best_acc)
 
@@ -262,11 +282,11 @@ class _TrainState:
         self.partial[:3] = runtime.all_reduce_sum(self.partial[:3].clone())   # the checkpoint holds all ranks'
         self.save()
         raise runtime.Interrupted(f"{why}: stopped at epoch {self.epoch + 1}, batch {self.batch}; checkpoint "
-                                  f"saved in {self.out}. Resume with --out {self.out} --resume")
+                                  f"saved in {self.out}. Resume with: python cli.py train-classifier --out {self.out} --resume")
 
     def checkpoint(self, aug_states: list[dict]) -> dict:
         """``aug_states``: every rank's augmenter state (free's perturbation, the latent pool, ...)."""
-        model = unwrap(self.model)
+        model = runtime.unwrap(self.model)
         return {
             "kind": "classifier", "version": runs.PROJECT_VERSION,
             "config": {"model": classifier_config(model), "train": asdict(self.cfg), **self.extra_config},
@@ -293,7 +313,7 @@ class _TrainState:
         runs.update_metrics(self.out, self.metrics())
 
     def load(self, ckpt: dict) -> None:
-        unwrap(self.model).load_state_dict(ckpt["model"])
+        runtime.unwrap(self.model).load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
         info = runtime.dist_info()
@@ -328,6 +348,18 @@ class _TrainState:
             runs.atomic_save(self.checkpoint(aug_states), self.out / "final.pt")
             return runs.update_metrics(self.out, self.metrics())
         return self.metrics()
+
+
+# epoch record key -> TensorBoard tag (the probe's figures exist during adversarial training)
+EPOCH_TAGS = {"train_loss": "loss/train_epoch", "train_acc": "acc/train", "test_acc": "acc/clean", "lr": "lr",
+              "probe_clean_acc": "acc/probe_clean", "probe_pgd_acc": "acc/probe_pgd"}
+
+
+def _hparams(state: _TrainState) -> dict:
+    """The run's settings as TensorBoard hyperparameters (scalars and strings only)."""
+    settings = {**asdict(state.cfg), **{f"aug_{k}": v for k, v in state.aug.describe().items()},
+                "arch": state.extra_config.get("arch")}
+    return {k: v for k, v in settings.items() if isinstance(v, (int, float, str, bool))}
 
 
 def _summary_line(record: dict, total_epochs: int) -> str:

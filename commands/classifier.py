@@ -5,28 +5,35 @@ import json
 
 import click
 
-from augment import ATTACK_LOSSES, augmenter_names
-from classifier import PRESETS, SCHEDULES, TrainConfig
-
-from .common import (data_dir_option, dataset_option, device_option, out_option, reports_user_errors,
+from .choices import ARCHS, ATTACK_LOSSES, AUGMENTERS, SCHEDULES, TRAIN
+from .common import (EPS, data_dir_option, dataset_option, device_option, given, out_option, reports_user_errors,
                      resume_option, seed_option)
 
-_T = TrainConfig()
+# augmenter setting -> the flag that sets it (error messages name flags, not Python parameters)
+AUGMENT_FLAGS = {"eps": "--eps", "alpha": "--alpha", "random_start": "--zero-start", "steps": "--pgd-steps",
+                 "replays": "--replays", "ratio": "--aug-ratio", "weight": "--aug-weight", "gan": "--gan",
+                 "candidates": "--gan-candidates", "latent_steps": "--refresh-steps", "pool_size": "--pool-size"}
+# what --resume keeps from the run (a typed value is ignored, with a warning); --epochs extends the run
+RUN_SETTINGS = ("dataset", "arch", "memory_efficient", "augment", "eps", "alpha", "zero_start", "pgd_steps",
+                "replays", "aug_ratio", "aug_weight", "gan_run", "gan_candidates", "refresh_steps", "pool_size",
+                "batch_size", "lr", "schedule", "weight_decay", "label_smoothing", "amp", "channels_last",
+                "nonfinite", "compile_", "sync_bn", "seed")
 
 
 @click.command("train-classifier")
 @dataset_option()
 @data_dir_option
-@click.option("--arch", type=click.Choice(list(PRESETS)), default="densenet-bc-100-12", show_default=True,
+@click.option("--arch", type=click.Choice(ARCHS), default="densenet-bc-100-12", show_default=True,
               help="DenseNet-BC preset.")
 @click.option("--memory-efficient", is_flag=True, default=False,
               help="Recompute each bottleneck's concat-BN-ReLU-Conv1x1 in backward: DenseNet-BC-100-12 at batch "
                    "128 needed 43% less memory at 1.3-1.5x the step time (bench/README.md).")
-@click.option("--augment", type=click.Choice(augmenter_names()), default="none", show_default=True,
+@click.option("--augment", type=click.Choice(AUGMENTERS), default="none", show_default=True,
               help="Augmenter applied to every training batch.")
-@click.option("--eps", type=float, default=None, metavar="EPS",
-              help="L-inf radius in pixels for fgsm/pgd/free.  [default: the data set's, 8/255 CIFAR, 0.1 grey]")
-@click.option("--alpha", type=float, default=None, help="Attack step size.  [default: fgsm 1.25*eps, pgd 2.5*eps/K]")
+@click.option("--eps", type=EPS, default=None,
+              help="L-inf radius in pixels (0.1 or 8/255) for fgsm/pgd/free.  [default: the data set's, 8/255 "
+                   "CIFAR, 0.1 grey]")
+@click.option("--alpha", type=EPS, default=None, help="Attack step size.  [default: fgsm 1.25*eps, pgd 2.5*eps/K]")
 @click.option("--zero-start", is_flag=True, help="fgsm/pgd: start at the clean image (classic FGSM) instead of random.")
 @click.option("--pgd-steps", type=int, default=None, help="pgd: attack steps K.  [default: 7]")
 @click.option("--replays", type=int, default=None, help="free: minibatch replays m (epochs are divided by m).  [default: 4]")
@@ -37,29 +44,30 @@ _T = TrainConfig()
               help="gan/unrestricted: the trained AC-GAN (run directory or checkpoint).")
 @click.option("--gan-candidates", type=int, default=None,
               help="gan: keep the most confident of k samples per slot (AC head).  [default: 1, no filter]")
-@click.option("--latent-steps", type=int, default=None,
-              help="unrestricted: warm-started search steps per pool refresh.  [default: 5]")
+@click.option("--refresh-steps", type=int, default=None,
+              help="unrestricted: warm-started latent-search steps per pool refresh.  [default: 5]")
 @click.option("--pool-size", type=int, default=None, help="unrestricted: latent pool size.  [default: 512]")
-@click.option("--epochs", type=click.IntRange(min=1), default=_T.epochs, show_default=True,
-              help="Passes of work over the training set (free training divides them by --replays).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=_T.batch_size, show_default=True,
+@click.option("--epochs", type=click.IntRange(min=1), default=TRAIN["epochs"], show_default=True,
+              help="Passes of work over the training set (free training divides them by --replays). With "
+                   "--resume: a larger number extends the run.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=TRAIN["batch_size"], show_default=True,
               help="Global batch: under torchrun each of N ranks takes batch/N, so the lr stays as it is.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=_T.lr, show_default=True,
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=TRAIN["lr"], show_default=True,
               help="Peak SGD learning rate.")
-@click.option("--schedule", type=click.Choice(list(SCHEDULES)), default=_T.schedule, show_default=True,
+@click.option("--schedule", type=click.Choice(SCHEDULES), default=TRAIN["schedule"], show_default=True,
               help="multistep: x0.1 at 50% and 75% of the steps (DenseNet paper); cosine: to 0.")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=_T.weight_decay, show_default=True)
-@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=_T.label_smoothing,
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=TRAIN["weight_decay"], show_default=True)
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=TRAIN["label_smoothing"],
               show_default=True)
-@click.option("--amp/--fp32", default=_T.amp, show_default=True,
+@click.option("--amp/--fp32", default=TRAIN["amp"], show_default=True,
               help="bf16 autocast (fp16 with loss scaling where bf16 is missing), or plain fp32.")
-@click.option("--channels-last/--no-channels-last", default=_T.channels_last, show_default=True,
+@click.option("--channels-last/--no-channels-last", default=TRAIN["channels_last"], show_default=True,
               help="Channels-last memory format for the model and its inputs.")
-@click.option("--nonfinite", type=click.Choice(["stop", "skip"]), default=_T.nonfinite, show_default=True,
+@click.option("--nonfinite", type=click.Choice(["stop", "skip"]), default=TRAIN["nonfinite"], show_default=True,
               help="On a NaN/inf loss: stop (keeping the last good checkpoint) or skip the batch.")
-@click.option("--compile", "compile_", is_flag=True, default=_T.compile,
+@click.option("--compile", "compile_", is_flag=True, default=TRAIN["compile"],
               help="torch.compile the training model (the first steps pay the compile time).")
-@click.option("--sync-bn", is_flag=True, default=_T.sync_bn,
+@click.option("--sync-bn", is_flag=True, default=TRAIN["sync_bn"],
               help="Under torchrun: batch-norm statistics of the global batch (SyncBatchNorm on CUDA, an "
                    "all-reduce on CPU). No effect in one process.")
 @out_option()
@@ -67,8 +75,9 @@ _T = TrainConfig()
 @seed_option
 @resume_option
 @reports_user_errors
-def train_classifier(dataset, data_dir, arch, memory_efficient, augment, eps, alpha, zero_start, pgd_steps,
-                     replays, aug_ratio, aug_weight, gan_run, gan_candidates, latent_steps, pool_size, epochs,
+@click.pass_context
+def train_classifier(ctx, dataset, data_dir, arch, memory_efficient, augment, eps, alpha, zero_start, pgd_steps,
+                     replays, aug_ratio, aug_weight, gan_run, gan_candidates, refresh_steps, pool_size, epochs,
                      batch_size, lr, schedule, weight_decay, label_smoothing, amp, channels_last, nonfinite,
                      compile_, sync_bn, out, device, seed, resume):
     """Train a DenseNet-BC classifier, optionally with an augmenter.
@@ -77,22 +86,32 @@ def train_classifier(dataset, data_dir, arch, memory_efficient, augment, eps, al
     Examples:
       python cli.py train-classifier --dataset digits --arch densenet-bc-40-12 --epochs 5 --out runs/d
       python cli.py train-classifier --dataset digits --augment fgsm --eps 0.1 --out runs/d-fgsm
+      python cli.py train-classifier --dataset cifar10 --augment pgd --eps 8/255 --pgd-steps 7 --out runs/c-pgd
       python cli.py train-classifier --dataset digits --augment free --replays 4 --out runs/d-free
       python cli.py train-classifier --dataset digits --augment unrestricted --gan runs/gan-digits --out runs/d-u
-      python cli.py train-classifier --out runs/d --resume
+      python cli.py train-classifier --out runs/d --resume               # continue an interrupted run
+      python cli.py train-classifier --out runs/d --resume --epochs 10   # extend a run to 10 epochs
 
     Ctrl-C (or SIGTERM) saves a checkpoint at the next step boundary; --resume continues exactly.
     """
+    from classifier import TrainConfig
     from pipeline import ClassifierRun, train_classifier as run_training
+
+    if resume:
+        ignored = given(ctx, *RUN_SETTINGS)
+        if ignored:
+            click.echo(f"warning: --resume keeps the run's own settings; ignored: {', '.join(ignored)} "
+                       f"(only --epochs can change: a larger number extends the run)", err=True)
     train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, weight_decay=weight_decay,
                         label_smoothing=label_smoothing, amp=amp, channels_last=channels_last, seed=seed,
                         nonfinite=nonfinite, sync_bn=sync_bn, compile=compile_)
     aug_kw = {"eps": eps, "alpha": alpha, "random_start": False if zero_start else None, "steps": pgd_steps,
               "replays": replays, "ratio": aug_ratio, "weight": aug_weight, "gan": gan_run,
-              "candidates": gan_candidates, "latent_steps": latent_steps, "pool_size": pool_size}
-    run = ClassifierRun(dataset=dataset, data_dir=data_dir, arch=arch, augment=augment, augment_kw=aug_kw,
+              "candidates": gan_candidates, "latent_steps": refresh_steps, "pool_size": pool_size}
+    run = ClassifierRun(dataset=dataset.lower(), data_dir=data_dir, arch=arch, augment=augment, augment_kw=aug_kw,
                         train=train, memory_efficient=memory_efficient)
-    metrics = run_training(run, out, device=device, resume=resume)
+    metrics = run_training(run, out, device=device, resume=resume, flags=AUGMENT_FLAGS,
+                           extend_epochs=epochs if resume and given(ctx, "epochs") else None)
     click.echo(f"done: clean accuracy {metrics['clean_acc']:.4f} after {metrics['epochs_done']} epochs "
                f"({metrics['train_seconds']:.0f} s); run in {out}")
 
@@ -101,8 +120,8 @@ def train_classifier(dataset, data_dir, arch, memory_efficient, augment, eps, al
 @click.argument("run", type=click.Path(exists=True))
 @dataset_option(default=None, show_choices=True)
 @data_dir_option
-@click.option("--eps", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
-              help="L-inf radius of the attacks.  [default: the data set's]")
+@click.option("--eps", type=EPS, default=None, help="L-inf radius of the attacks (0.1 or 8/255).  [default: the "
+                                                   "data set's]")
 @click.option("--pgd-steps", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--restarts", type=click.IntRange(min=1), default=1, show_default=True,
               help="PGD restarts per loss; the worst case per sample is kept.")
@@ -116,15 +135,15 @@ def train_classifier(dataset, data_dir, arch, memory_efficient, augment, eps, al
               help="Class-balanced GAN samples for sample accuracy, FID and IS.")
 @click.option("--unrestricted-samples", type=click.IntRange(min=1), default=200, show_default=True,
               help="Latent searches against the model for the unrestricted success rate.")
-@click.option("--latent-steps", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Most search steps per unrestricted example (each stops early on success).")
+@click.option("--search-steps", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Most latent-search steps per unrestricted example (each stops early on success).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True)
 @device_option
 @seed_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @reports_user_errors
 def evaluate(run, dataset, data_dir, eps, pgd_steps, restarts, losses, subset, no_attacks, gan, gan_samples,
-             unrestricted_samples, latent_steps, batch_size, device, seed, as_json):
+             unrestricted_samples, search_steps, batch_size, device, seed, as_json):
     """Evaluate a trained classifier (RUN: run directory or checkpoint file).
 
     Clean accuracy on the whole test split; FGSM and PGD-K (CE and CW losses, restarts) keeping the
@@ -138,6 +157,7 @@ def evaluate(run, dataset, data_dir, eps, pgd_steps, restarts, losses, subset, n
       python cli.py evaluate runs/d --pgd-steps 50 --restarts 5 --gan runs/gan-digits
     """
     from pipeline import EvalSettings, evaluate_classifier
+
     names = tuple(n.strip() for n in losses.split(",") if n.strip())
     bad = [n for n in names if n not in ATTACK_LOSSES]
     if bad or not names:
@@ -145,9 +165,10 @@ def evaluate(run, dataset, data_dir, eps, pgd_steps, restarts, losses, subset, n
                                  param_hint="--losses")
     settings = EvalSettings(eps=eps, pgd_steps=pgd_steps, restarts=restarts, losses=names, subset=subset,
                             attacks=not no_attacks, gan=gan, gan_samples=gan_samples, seed=seed,
-                            unrestricted_samples=unrestricted_samples, latent_steps=latent_steps,
+                            unrestricted_samples=unrestricted_samples, latent_steps=search_steps,
                             batch_size=batch_size)
-    result = evaluate_classifier(run, settings, data_dir=data_dir, dataset=dataset, device=device)
+    result = evaluate_classifier(run, settings, data_dir=data_dir, dataset=dataset and dataset.lower(),
+                                 device=device)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

@@ -1,12 +1,14 @@
-"""Options shared by several commands, and the translation of user errors into one-line CLI errors."""
+"""Options shared by several commands, parameter types, and the translation of user errors into one-line
+CLI errors (exit code 2, no traceback)."""
 from __future__ import annotations
 
 import contextlib
 import functools
+from fractions import Fraction
 
 import click
 
-from data import dataset_names
+from .choices import DATASETS
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
 
@@ -21,12 +23,12 @@ def user_errors():
     """Turn the library's user-facing errors into ``UserError`` (one line, exit 2, no traceback)."""
     from classifier import NonFiniteLoss
     from data import DataError
-    from pipeline import ConfigError
+    from pipeline import ConfigError, ReportError
     from runs import CheckpointError, RunDirError
     from runtime import DeviceError, Interrupted
     try:
         yield
-    except (DataError, CheckpointError, RunDirError, NonFiniteLoss, DeviceError) as e:
+    except (DataError, CheckpointError, RunDirError, NonFiniteLoss, DeviceError, ReportError) as e:
         raise UserError(str(e)) from None
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
@@ -44,14 +46,51 @@ def reports_user_errors(fn):
     return wrapper
 
 
+def given(ctx: click.Context, *names: str) -> list[str]:
+    """The options among ``names`` (parameter names) that the user typed on the command line, as flags."""
+    out = []
+    for p in ctx.command.params:
+        if p.name in names and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE:
+            out.append(p.opts[0])
+    return out
+
+
+class PixelFraction(click.ParamType):
+    """A size in [0, 1] pixel units: ``0.1``, ``8/255`` or ``0.03137``. ``8`` (grey levels) is refused with
+    a hint to write ``8/255``."""
+    name = "EPS"
+
+    def __init__(self, allow_zero: bool = False):
+        self.allow_zero = allow_zero
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        try:
+            v = float(Fraction(str(value).strip()))
+        except (ValueError, ZeroDivisionError):
+            self.fail(f"{value!r} is not a number or a fraction like 8/255", param, ctx)
+        if v > 1:
+            self.fail(f"{value} is out of range: sizes are in [0, 1] pixel units (images are in [0, 1]); "
+                      f"for {value} grey levels write {value}/255", param, ctx)
+        if v < 0 or (v == 0 and not self.allow_zero):
+            self.fail(f"{value} is out of range: it must be {'>= 0' if self.allow_zero else '> 0'} and <= 1",
+                      param, ctx)
+        return v
+
+
+EPS = PixelFraction()
+
+
 def dataset_option(default: str | None = "cifar100", **kw):
-    return click.option("--dataset", type=click.Choice(dataset_names()), default=default, show_default=True,
-                        help="Data set name.", **kw)
+    return click.option("--dataset", type=click.Choice(DATASETS, case_sensitive=False), default=default,
+                        show_default=True, help="Data set name.", **kw)
 
 
 data_dir_option = click.option("--data-dir", default="datasets", show_default=True, metavar="DIR",
                                type=click.Path(file_okay=False),
-                               help="Where data sets are found or downloaded to.")
+                               help="Where data sets are found or downloaded to (created only when a "
+                                    "download succeeds).")
 device_option = click.option("--device", type=DEVICE, default="auto", show_default=True,
                              help="auto picks CUDA when available, else CPU.")
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Seeds everything.")

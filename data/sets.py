@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
+
+from registry import Registry
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -66,26 +68,33 @@ class ImageDataset:
 
 # ----------------------------------------------------------------------------- registry
 
-_LOADERS: dict[str, Callable[..., ImageDataset]] = {}
-
-
-def register_dataset(name: str):
-    def deco(fn):
-        _LOADERS[name] = fn
-        return fn
-    return deco
-
-
-def dataset_names() -> list[str]:
-    return list(_LOADERS)
+DATASETS = Registry("data set", error=DataError)
+register_dataset = DATASETS.register
+dataset_names = DATASETS.names
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike = "datasets", *, download: bool = True,
                  **kw) -> ImageDataset:
     """Load a data set by name. Raises DataError (one line) when it cannot be had."""
-    if name not in _LOADERS:
-        raise DataError(f"unknown data set {name!r}: choose one of {', '.join(_LOADERS)}")
-    return _LOADERS[name](Path(data_dir), download=download, **kw)
+    loader = DATASETS.lookup(name)
+    data_dir = Path(data_dir)
+    new = _first_missing(data_dir)          # a folder this call may create: removed again if loading fails
+    try:                                    # with nothing in it (a failed download's bytes are kept: the
+        return loader(data_dir, download=download, **kw)     # next run names them as corrupt)
+    except DataError:
+        if new is not None and new.is_dir() and not any(p.is_file() for p in new.rglob("*")):
+            shutil.rmtree(new, ignore_errors=True)
+        raise
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (None when ``path`` exists)."""
+    missing = None
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing = p
+    return missing
 
 
 def _to_split(images_nhwc_or_nchw: torch.Tensor, labels, pad_to: int = 32) -> Split:

@@ -11,6 +11,8 @@ from typing import Callable, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from registry import Registry
+
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]   # images [B, C, H, W] -> scores [B]
 
 
@@ -19,43 +21,23 @@ class AdversarialLoss(NamedTuple):
     generator: Callable[[torch.Tensor], torch.Tensor]              # fake_score [B] -> scalar
 
 
-_ADV: dict[str, AdversarialLoss] = {}
-_PENALTY: dict[str, Callable[..., torch.Tensor]] = {}
+ADVERSARIAL_LOSSES = Registry("GAN loss")
+PENALTIES = Registry("penalty")
 
 
 def register_adversarial_loss(name: str, *, generator: Callable[[torch.Tensor], torch.Tensor]):
     """Register the decorated critic loss together with its generator loss under ``name``."""
     def deco(critic_fn):
-        _ADV[name] = AdversarialLoss(critic_fn, generator)
+        ADVERSARIAL_LOSSES[name] = AdversarialLoss(critic_fn, generator)
         return critic_fn
     return deco
 
 
-def register_penalty(name: str):
-    def deco(fn):
-        _PENALTY[name] = fn
-        return fn
-    return deco
-
-
-def adversarial_loss(name: str) -> AdversarialLoss:
-    if name not in _ADV:
-        raise ValueError(f"unknown GAN loss {name!r}: choose one of {', '.join(_ADV)}")
-    return _ADV[name]
-
-
-def penalty(name: str) -> Callable[..., torch.Tensor]:
-    if name not in _PENALTY:
-        raise ValueError(f"unknown penalty {name!r}: choose one of {', '.join(_PENALTY)}")
-    return _PENALTY[name]
-
-
-def loss_names() -> list[str]:
-    return list(_ADV)
-
-
-def penalty_names() -> list[str]:
-    return list(_PENALTY)
+register_penalty = PENALTIES.register
+adversarial_loss = ADVERSARIAL_LOSSES.lookup
+penalty = PENALTIES.lookup
+loss_names = ADVERSARIAL_LOSSES.names
+penalty_names = PENALTIES.names
 
 
 # ----------------------------------------------------------------------------- adversarial losses

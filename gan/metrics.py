@@ -11,6 +11,7 @@ import scipy.linalg
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from .sample import sample
 
@@ -48,12 +49,13 @@ def _classify(classifier: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, tor
 
 @torch.no_grad()
 def sample_features(generator: nn.Module, classifier: nn.Module, labels: torch.Tensor, *, batch_size: int,
-                    seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+                    seed: int, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Classifier features [N, F] and logits [N, K] of G(z, labels), z from a seeded private RNG."""
     device = next(generator.parameters()).device
     rng = torch.Generator(device=device).manual_seed(seed)
     feats, logits = [], []
-    for y in labels.to(device).split(batch_size):
+    batches = labels.to(device).split(batch_size)
+    for y in tqdm(batches, desc="GAN samples", unit="batch", leave=False, disable=not progress, dynamic_ncols=True):
         f, l = _classify(classifier, sample(generator, y, rng=rng))
         feats.append(f.cpu())
         logits.append(l.cpu())

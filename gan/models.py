@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from registry import Registry
+
 
 @dataclass
 class GANConfig:
@@ -47,19 +49,17 @@ class GANConfig:
 
 
 # Architecture presets (training presets live in gan/train.py beside TrainConfig).
-MODEL_PRESETS: dict[str, dict] = {
+MODEL_PRESETS = Registry("GAN preset", {
     "cifar": dict(g_channels=(128, 128, 128, 128), d_channels=(128, 256, 256, 256)),
     # uniform 32 wide (no 16-channel layers: bf16 oneDNN kernels were 3-5x slower there). A 64-wide
     # schedule at low resolution cost ~1.8x per step and gave fewer steps in the CPU budget, which on
     # digits lost more sample accuracy than its faster class head gained
     "small": dict(g_channels=(32, 32, 32, 32), d_channels=(32, 32, 32, 32)),
-}
+})
 
 
 def model_config(preset: str, **overrides) -> GANConfig:
-    if preset not in MODEL_PRESETS:
-        raise ValueError(f"unknown GAN preset {preset!r}: choose one of {', '.join(MODEL_PRESETS)}")
-    return GANConfig(**{**MODEL_PRESETS[preset], **overrides})
+    return GANConfig(**{**MODEL_PRESETS.lookup(preset), **overrides})
 
 
 class CriticOutput(NamedTuple):

@@ -17,6 +17,7 @@ from tqdm import tqdm
 import runs
 import runtime
 from data import DeviceLoader, ImageDataset
+from registry import Registry
 
 from .losses import adversarial_loss, aux_class_loss, penalty
 from .models import MODEL_PRESETS, Critic, GANConfig, Generator, model_config
@@ -59,19 +60,17 @@ class TrainConfig:
     grid_columns: int = 10
 
 
-TRAIN_PRESETS: dict[str, dict] = {
+TRAIN_PRESETS = Registry("GAN preset", {
     "cifar": dict(steps=100_000, n_critic=5, batch_size=64, ema_decay=0.999),
     "small": dict(steps=2600, n_critic=2, batch_size=64, lr_g=4e-4, lr_d=4e-4, gp_every=4, ac_weight_real=1.0,
                   ac_weight_fake=1.0, ema_decay=0.995, ckpt_every=500, sample_every=300),
-}
+})
 PRESETS = sorted(set(MODEL_PRESETS) & set(TRAIN_PRESETS))
 
 
 def preset_configs(preset: str, **train_overrides) -> tuple[GANConfig, TrainConfig]:
     """Model and training configs of a preset; ``None`` overrides are ignored (CLI defaults)."""
-    if preset not in TRAIN_PRESETS:
-        raise ValueError(f"unknown GAN preset {preset!r}: choose one of {', '.join(PRESETS)}")
-    kw = {**TRAIN_PRESETS[preset], **{k: v for k, v in train_overrides.items() if v is not None}}
+    kw = {**TRAIN_PRESETS.lookup(preset), **{k: v for k, v in train_overrides.items() if v is not None}}
     return model_config(preset), TrainConfig(**kw)
 
 
@@ -242,7 +241,7 @@ def train_gan(dataset: ImageDataset, out: str | Path, *, model_cfg: GANConfig, c
                 _save(trainer, dataset, out, final=step == cfg.steps)
             if interrupted:
                 raise runtime.Interrupted(f"{stop.signal_name}: stopped at step {step}/{cfg.steps}; checkpoint "
-                                          f"saved in {out}. Resume with --out {out} --resume")
+                                          f"saved in {out}. Resume with: python cli.py train-gan --out {out} --resume")
     return _summary(trainer, dataset, out)
 
 

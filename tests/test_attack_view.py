@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from augment import AttackView, attack_mode
-from augment.attacks import ce_loss, input_grad
+from attacks import AttackView, attack_mode, ce_loss
+from attacks.linf import input_grad
 from classifier import build_classifier
 from classifier.sync_bn import AllReduceBatchNorm2d, convert_sync_batchnorm
 from tiny_digits import digits, trained_tiny_model

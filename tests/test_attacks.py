@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from augment.attack_mode import attack_mode
-from augment.attacks import ATTACK_LOSSES, cw_loss, fgsm, keep_worst, pgd, predict
+from attacks import ATTACK_LOSSES, attack_mode, cw_loss, fgsm, pgd, predict
+from attacks.linf import keep_worst
 from classifier import build_classifier
 from tests.tiny_digits import held_out_batch, tiny_cnn, trained_tiny_model
 

@@ -26,8 +26,10 @@ CASES = [
     ([*TRAIN, "--batch-size", "0", "--out", "{tmp}/o"], "Invalid value for '--batch-size'"),
     ([*TRAIN, "--epochs", "0", "--out", "{tmp}/o"], "Invalid value for '--epochs'"),
     ([*TRAIN, "--lr", "0", "--out", "{tmp}/o"], "Invalid value for '--lr'"),
-    ([*TRAIN, "--augment", "fgsm", "--eps", "1.5", "--out", "{tmp}/o"], "eps must be in (0, 1]"),
-    ([*TRAIN, "--augment", "pgd", "--eps", "0", "--out", "{tmp}/o"], "eps must be in (0, 1]"),
+    ([*TRAIN, "--augment", "fgsm", "--eps", "1.5", "--out", "{tmp}/o"], "sizes are in [0, 1] pixel units"),
+    ([*TRAIN, "--augment", "fgsm", "--eps", "8", "--out", "{tmp}/o"], "write 8/255"),
+    ([*TRAIN, "--augment", "pgd", "--eps", "0", "--out", "{tmp}/o"], "it must be > 0"),
+    ([*TRAIN, "--augment", "pgd", "--eps", "8/x", "--out", "{tmp}/o"], "a fraction like 8/255"),
     ([*TRAIN, "--augment", "pgd", "--pgd-steps", "0", "--out", "{tmp}/o"], "PGD steps must be >= 1"),
     ([*TRAIN, "--augment", "free", "--replays", "0", "--out", "{tmp}/o"], "replays must be >= 1"),
     ([*TRAIN, "--augment", "gan", "--out", "{tmp}/o"], "--augment gan needs --gan RUN"),
@@ -47,6 +49,19 @@ CASES = [
     (["grid", "--kind", "fgsm", "--gan", "{tmp}/gan-run", "--out", "{tmp}/o/grid.png"], "--classifier"),
     (["grid", "--kind", "mosaic", "--out", "{tmp}/o/grid.png"], "mosaic"),
     (["report", "{tmp}/empty", "--out", "{tmp}/o"], "metrics.json"),
+    (["report", "{tmp}/gan-run", "--out", "{tmp}/o"], "is an AC-GAN run: report compares classifier runs"),
+    ([*TRAIN, "--eps", "0.1", "--out", "{tmp}/o"], "--eps is not used by --augment none (it takes no options)"),
+    ([*TRAIN, "--augment", "pgd", "--replays", "4", "--out", "{tmp}/o"],
+     "--replays is not used by --augment pgd (it takes --eps, --pgd-steps, --alpha, --zero-start, --aug-ratio"),
+    ([*TRAIN, "--batch-size", "5000", "--out", "{tmp}/o"], "larger than the 1437 training images of digits"),
+    (["train-classifier", "--dataset", "DIGITS", "--batch-size", "5000", "--out", "{tmp}/o"],
+     "larger than the 1437 training images of digits"),
+    (["train-classifier", "--dataset", "cifar10", "--data-dir", "{tmp}/no/such/dir", "--out", "{tmp}/o"],
+     "cifar-10-python.tar.gz"),
+    (["grid", "--kind", "unrestricted", "--classifier", "{tmp}/empty", "--out", "{tmp}/o/grid.png"], "--gan RUN"),
+    (["grid", "--kind", "pgd", "--classifier", "{tmp}/empty", "--eps", "8", "--out", "{tmp}/o/grid.png"],
+     "write 8/255"),
+    (["evaluate", "{tmp}/empty", "--eps", "8"], "write 8/255"),
 ]
 
 
@@ -60,6 +75,8 @@ def tmp(tmp_path) -> Path:
     (tmp_path / "truncated" / "checkpoint.pt").write_bytes(data[: len(data) // 2])
     (tmp_path / "gan-run").mkdir()
     runs.atomic_save({"kind": "gan", "config": {}}, tmp_path / "gan-run" / "checkpoint.pt")
+    runs.write_json(tmp_path / "gan-run" / "config.json", {"kind": "gan", "dataset": "digits"})
+    runs.write_json(tmp_path / "gan-run" / "metrics.json", {"gan_steps": 2, "train_seconds": 1.0})
     return tmp_path
 
 
@@ -71,6 +88,7 @@ def test_bad_input_is_one_clear_error(tmp, args, message):
     assert last.startswith("Error:") and message in result.output, result.output
     assert "Traceback" not in result.output
     assert not (tmp / "o").exists()                                    # nothing written
+    assert not (tmp / "no").exists()                                   # no data folder left behind
 
 
 @contextlib.contextmanager

@@ -5,8 +5,7 @@ import copy
 
 import pytest
 
-from claims import claims_markdown, judge_claims, published_markdown
-from experiments import Anchor
+from pipeline import Anchor, claims_markdown, judge_claims, published_markdown
 
 
 def row(clean, pgd, *, seconds=100.0, gan=0.9, success=0.95, found=0.05, heldout=0.1, history=()):

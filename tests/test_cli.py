@@ -42,6 +42,14 @@ def test_train_then_evaluate_reproduces_the_accuracy(tmp_path):
     assert again.exit_code == 2 and "already holds a run" in again.output
     resumed = invoke("train-classifier", "--out", out, "--resume")            # finished: nothing to do
     assert resumed.exit_code == 0, resumed.output
+    longer = invoke("train-classifier", "--out", out, "--resume", "--epochs", 2, "--lr", 0.5)
+    assert longer.exit_code == 0, longer.output
+    assert "ignored: --lr" in longer.output and "extending the run from 1 to 2 epochs" in longer.output
+    extended = json.loads((out / "metrics.json").read_text())
+    assert extended["epochs_done"] == 2 and len(extended["history"]) == 2
+    assert extended["history"][0] == metrics["history"][0]                   # the first epoch is kept as it was
+    shorter = invoke("train-classifier", "--out", out, "--resume", "--epochs", 1)
+    assert shorter.exit_code == 2 and "can only extend it" in shorter.output
 
 
 def test_offline_cifar_is_one_clear_line(tmp_path):
@@ -73,10 +81,10 @@ def test_real_process_entry_point(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--augment", "pgd", "--replays", "3"], "replays not used by --augment pgd"),
-    (["--augment", "fgsm", "--eps", "-0.1"], "eps must be in (0, 1]"),
+    (["--augment", "pgd", "--replays", "3"], "--replays is not used by --augment pgd"),
+    (["--augment", "fgsm", "--eps", "-0.1"], "it must be > 0"),
     (["--augment", "free", "--aug-ratio", "1.5"], "ratio must be in [0, 1]"),
-    (["--augment", "none", "--eps", "0.1"], "eps not used by --augment none"),
+    (["--augment", "none", "--eps", "0.1"], "--eps is not used by --augment none"),
 ])
 def test_wrong_augment_combinations_are_usage_errors(tmp_path, args, message):
     result = invoke("train-classifier", "--dataset", "digits", "--out", tmp_path / "o", *args)
@@ -134,7 +142,7 @@ def test_generator_based_modes_through_the_cli(tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads((clf / "metrics.json").read_text())["gan"] == str(gan)      # where the samples came from
     result = invoke("evaluate", clf, "--subset", 16, "--pgd-steps", 1, "--gan", gan, "--gan-samples", 20,
-                    "--unrestricted-samples", 10, "--latent-steps", 3, "--json")
+                    "--unrestricted-samples", 10, "--search-steps", 3, "--json")
     assert result.exit_code == 0, result.output
     r = json.loads(result.stdout)
     for key in ("gan_sample_acc", "unrestricted_success_rate", "unrestricted_acc"):

@@ -106,7 +106,7 @@ def test_sigint_then_resume_equals_an_uninterrupted_run(reference, tmp_path):
     proc = launch(*TRAIN, "--epochs", 3, "--out", out)
     code, err = interrupt_after_first_epoch(proc, out, signal.SIGINT, lambda: proc.pid)
     assert code == 130, err[-3000:]
-    assert "SIGINT" in err and f"Resume with --out {out} --resume" in err and "Traceback" not in err
+    assert "SIGINT" in err and f"python cli.py train-classifier --out {out} --resume" in err and "Traceback" not in err
     assert not (out / "final.pt").exists() and runs.read_json(out / "metrics.json")["epochs_done"] == 1
     assert not list(out.glob("*.tmp*"))                               # no half-written file left
     run("train-classifier", "--out", out, "--resume")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evaluate import (CatastrophicOverfitWarning, OverfitGuard, clean_accuracy, overfit_probe,
-                      robust_accuracy)
+from attacks import CatastrophicOverfitWarning, OverfitGuard, overfit_probe, robust_accuracy
+from classifier import accuracy
+from data import Split
 from tests.tiny_digits import digits, held_out_batch, tiny_cnn, trained_tiny_model
 
 EVAL = dict(eps=0.05, pgd_steps=4, restarts=2, batch_size=40, device="cpu", seed=0, progress=False)
@@ -29,7 +30,7 @@ def test_ordering_and_keys_on_a_trained_model(trained_metrics):
 
 def test_clean_acc_matches_clean_accuracy(trained_metrics):
     split = digits().test
-    acc = clean_accuracy(trained_tiny_model(), split.images[:80], split.labels[:80], device="cpu")
+    acc = accuracy(trained_tiny_model(), Split(split.images[:80], split.labels[:80]), device="cpu", amp=False)
     assert trained_metrics["clean_acc"] == pytest.approx(acc)
 
 
@@ -43,8 +44,10 @@ def test_ordering_holds_on_any_model_and_is_deterministic(seed):
     rng = torch.get_rng_state()
     a = robust_accuracy(model, images, labels, **kw)
     b = robust_accuracy(model, images.float() / 255, labels, **kw)       # float input, same result
-    assert a == b
+    masks_a, masks_b = a.pop("masks"), b.pop("masks")
+    assert a == b and all(torch.equal(masks_a[k], masks_b[k]) for k in masks_a)
     assert a["pgd_acc"] <= a["fgsm_acc"] <= a["clean_acc"]
+    assert a["pgd_acc"] == pytest.approx(masks_a["pgd"].double().mean().item())   # the masks behind the figures
     assert torch.equal(torch.get_rng_state(), rng)                       # global RNG untouched
     assert all(m.training for m in model.modules())                      # mode left as found
 

@@ -6,8 +6,7 @@ import torch
 
 import runs
 from classifier import TrainConfig
-from experiments import Anchor, Setting, Suite, run_suite
-from pipeline import EvalSettings
+from pipeline import Anchor, EvalSettings, Setting, Suite, run_suite
 
 
 @pytest.fixture
@@ -69,7 +68,7 @@ def test_claims_suite_with_a_held_out_unrestricted_set(tmp_path):
 
 
 def test_time_left_counts_runs_finished_before_a_resume(tmp_path):
-    from experiments import _Clock, _run_seconds
+    from pipeline.suites import _Clock, _run_seconds
     runs.write_json(tmp_path / "metrics.json", {"train_seconds": 50.0, "eval_seconds": 10.0})
     clock = _Clock(total_units=3)
     clock.done(1, _run_seconds(tmp_path, wall=0.01))          # skipped: finished in an earlier process
@@ -79,11 +78,11 @@ def test_time_left_counts_runs_finished_before_a_resume(tmp_path):
 
 
 def test_an_interrupted_suite_says_how_to_resume_it(tmp_path, mini_suite, monkeypatch):
-    import experiments
     import runtime
+    from pipeline import suites
 
     def stop(*args, **kw):
         raise runtime.Interrupted("SIGINT: stopped at epoch 1, batch 3; checkpoint saved in X. Resume with --out X --resume")
-    monkeypatch.setattr(experiments, "_train_setting", stop)
+    monkeypatch.setattr(suites, "_train_setting", stop)
     with pytest.raises(runtime.Interrupted, match="(?s)batch 3.*Run the same command again to resume the whole suite"):
         run_suite(mini_suite, tmp_path)

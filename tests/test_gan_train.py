@@ -127,7 +127,8 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
 def test_cli_train_gan_grid_and_errors(tmp_path):
     from click.testing import CliRunner
 
-    from commands.gan import grid, train_gan as train_cmd
+    from commands.gan import train_gan as train_cmd
+    from commands.grid import grid
     runner, out = CliRunner(), tmp_path / "gan"
     args = ["--dataset", "digits", "--preset", "small", "--steps", "2", "--batch-size", "8", "--out", str(out),
             "--device", "cpu"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from augment import unrestricted_search
+from attacks import unrestricted_search
 from tests.tiny_digits import trained_tiny_model
 from tests.tiny_gan import tiny_gan
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 import runs
 from cli import cli
-from report import ReportError, collect, write_report
+from pipeline import ReportError, collect, write_report
 
 
 def _run(tmp_path, name, **metrics):

@@ -78,3 +78,17 @@ def test_run_dir_rules(tmp_path):
 def test_update_metrics_merges(tmp_path):
     runs.update_metrics(tmp_path, {"a": 1})
     assert runs.update_metrics(tmp_path, {"b": 2.5}) == {"a": 1, "b": 2.5}
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        runs.write_json(tmp_path / "m.json", {"a": 1})
+        runs.atomic_save({"kind": "classifier", "config": {}}, tmp_path / "c.pt")
+        assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
+        assert (tmp_path / "c.pt").stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        runs.write_json(tmp_path / "private.json", {"a": 1})
+        assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)

@@ -12,6 +12,8 @@ import io
 import os
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
 import runs
 
 # (metrics.json key, column title, kind): kind "acc" prints as a percentage
@@ -44,6 +46,9 @@ def collect(run_dirs: list[str | os.PathLike]) -> list[dict]:
         path = Path(d) / "metrics.json"
         if not path.is_file():
             raise ReportError(f"{d} has no metrics.json: train and evaluate it first")
+        config = Path(d) / "config.json"
+        if config.is_file() and runs.read_json(config).get("kind") == "gan":
+            raise ReportError(f"{d} is an AC-GAN run: report compares classifier runs")
         rows.append({"run": Path(d).name, **runs.read_json(path)})
     return rows
 
@@ -81,32 +86,34 @@ def csv_table(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def bar_chart(rows: list[dict], path: str | os.PathLike, title: str = "") -> None:
+def bar_chart(rows: list[dict], title: str = "") -> bytes:
     """Grouped bars: one group per run, one bar per accuracy that any run has."""
-    plt = _pyplot()
-
     bars = [(k, label) for k, label in BARS if any(r.get(k) is not None for r in rows)]
     width = 0.8 / max(len(bars), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows) + 2), 4.6), dpi=120)
+    fig = Figure(figsize=(max(6, 1.3 * len(rows) + 2), 4.6), dpi=120)
+    ax = fig.subplots()
     for i, (key, label) in enumerate(bars):
         xs = [j + (i - (len(bars) - 1) / 2) * width for j in range(len(rows))]
-        ax.bar(xs, [100 * (r.get(key) or 0) for r in rows], width, label=label)
+        values = [r.get(key) for r in rows]
+        bars_ = ax.bar(xs, [100 * (v or 0) for v in values], width, label=label)
+        # every bar says its value, so a 0% bar is told apart from a missing one ("n/a")
+        ax.bar_label(bars_, labels=["n/a" if v is None else f"{100 * v:.0f}" for v in values], fontsize=6,
+                     rotation=90, padding=2)
     ax.set_xticks(range(len(rows)), [r["run"] for r in rows], rotation=20, ha="right")
     ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 112)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, ncol=min(len(bars), 3), loc="upper center", bbox_to_anchor=(0.5, -0.18),
               frameon=False)
     ax.set_title(title or "accuracy by training mode")
-    _save(fig, path)
+    return _png(fig)
 
 
-def curves_chart(rows: list[dict], path: str | os.PathLike, title: str = "") -> None:
+def curves_chart(rows: list[dict], title: str = "") -> bytes:
     """Test accuracy per epoch of every run (solid) and, where measured, the overfitting probe's PGD
     accuracy (dashed), against training progress (free training's epochs are fewer but each replays m times)."""
-    plt = _pyplot()
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=120)
+    fig = Figure(figsize=(7.5, 4.6), dpi=120)
+    ax = fig.subplots()
     for i, r in enumerate(rows):
         hist = r.get("history") or []
         xs = [(j + 1) / len(hist) for j in range(len(hist))]
@@ -122,31 +129,22 @@ def curves_chart(rows: list[dict], path: str | os.PathLike, title: str = "") -> 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title(title or "accuracy per epoch")
-    _save(fig, path)
+    return _png(fig)
 
 
-def _pyplot():
-    """matplotlib.pyplot on the file-only Agg backend (imported when a chart is drawn, not at import)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path: str | os.PathLike) -> None:
-    plt = _pyplot()
+def _png(fig: Figure) -> bytes:
+    """The figure as PNG bytes, through matplotlib's object API (no pyplot, no global backend state)."""
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
-    runs.atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
 
 
 def write_report(rows: list[dict], out: str | os.PathLike, *, title: str = "", extra_md: str = "") -> dict[str, Path]:
     """Write report.md (with ``extra_md`` appended), report.csv, report.json, accuracy.png and curves.png
-    into ``out``; return their paths."""
+    into ``out``; return their paths. Everything is drawn before the first file is written, so a failure
+    leaves no half-written report."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     eps = sorted({r.get("epsilon") for r in rows if r.get("epsilon") is not None})
     note = f"L-inf eps = {', '.join(f'{e:.4g}' for e in eps)}; " if eps else ""
     md = (f"# {title or 'Comparison'}\n\n{note}accuracies on the test split (attacks on the evaluated "
@@ -154,9 +152,9 @@ def write_report(rows: list[dict], out: str | os.PathLike, *, title: str = "", e
           f"\n![accuracy per epoch](curves.png)\n{extra_md}")
     paths = {"md": out / "report.md", "csv": out / "report.csv", "json": out / "report.json",
              "png": out / "accuracy.png", "curves": out / "curves.png"}
-    runs.atomic_write_bytes(paths["md"], md.encode())
-    runs.atomic_write_bytes(paths["csv"], csv_table(rows).encode())
-    runs.write_json(paths["json"], [{k: v for k, v in r.items() if k != "history"} for r in rows])
-    bar_chart(rows, paths["png"], title)
-    curves_chart(rows, paths["curves"], title)
+    table = [{k: v for k, v in r.items() if k != "history"} for r in rows]
+    content = {"md": md.encode(), "csv": csv_table(rows).encode(), "json": runs.json_bytes(table),
+               "png": bar_chart(rows, title), "curves": curves_chart(rows, title)}
+    for key, data in content.items():
+        runs.atomic_write_bytes(paths[key], data)
     return paths

@@ -44,8 +44,8 @@ import torch.nn.functional as F
 
 import runtime
 
-from .attack_mode import attack_mode, exact, frozen
-from .attacks import cw_loss
+from .linf import cw_loss
+from .mode import attack_mode, exact, frozen
 
 
 class SearchResult(NamedTuple):

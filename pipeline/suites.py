@@ -9,6 +9,7 @@ Example::
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -17,8 +18,13 @@ from pathlib import Path
 import runs
 import runtime
 from classifier import TrainConfig
-from pipeline import (ClassifierRun, EvalSettings, attack_grid, evaluate_classifier, train_classifier,
-                      train_gan_run, unrestricted_grid)
+
+from .claims import claims_json, claims_markdown, judge_claims, published_markdown
+from .evaluate import EvalSettings, evaluate_classifier
+from .pictures import GridOptions, draw_grid
+from .report import collect, write_report
+from .train import ClassifierRun, train_classifier, train_gan_run
+from .unrestricted import find_unrestricted_set, heldout_accuracy
 
 
 @dataclass
@@ -29,7 +35,7 @@ class Setting:
     augment_kw: dict = field(default_factory=dict)
     epochs: int | None = None          # None: the suite's
     cost: float = 1.0                  # relative cost per epoch (for the time-left estimate)
-    seed: int | None = None            # None: the suite's training seed (evaluation is always the suite's)
+    seed_offset: int = 0               # training seed = the suite's seed + this (evaluation: the suite's seed)
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,7 @@ def _settings(pgd_steps: int, replays: int, *, claims: bool = False) -> list[Set
     second training seed of clean training and of both FGSM settings: the seed-to-seed spread, an
     independent clean model for the held-out unrestricted set (found against the first), and whether an
     FGSM run collapses, which varies from seed to seed."""
-    second = (lambda s: [s, replace(s, name=f"{s.name}-seed1", seed=1)]) if claims else (lambda s: [s])
+    second = (lambda s: [s, replace(s, name=f"{s.name}-seed1", seed_offset=1)]) if claims else (lambda s: [s])
     return [
         *second(Setting("none")),
         *second(Setting("fgsm", "fgsm", cost=2)),                          # random start, step 1.25 eps
@@ -120,8 +126,13 @@ SUITES: dict[str, Suite] = {
 }
 
 
-def run_suite(suite: Suite, out: str | Path, *, data_dir: str = "datasets", device: str = "auto") -> dict:
-    """Run every step of ``suite`` into ``out`` (skipping what is done); returns the report's paths."""
+def run_suite(suite: Suite, out: str | Path, *, data_dir: str = "datasets", device: str = "auto",
+              seed: int = 0) -> dict:
+    """Run every step of ``suite`` into ``out`` (skipping what is done); returns the report's paths.
+
+    ``seed`` seeds the AC-GAN, every training run (plus its setting's offset), the evaluation and the
+    held-out search."""
+    suite = replace(suite, train=replace(suite.train, seed=seed), eval=replace(suite.eval, seed=seed))
     try:
         return _run_suite(suite, Path(out), data_dir, device)
     except runtime.Interrupted as e:             # the run's own hint, and the suite's
@@ -149,11 +160,11 @@ def _run_suite(suite: Suite, out: Path, data_dir: str, device: str) -> dict:
 
 
 HELDOUT = "heldout_unrestricted.pt"
+HELDOUT_SEED = 12_345                  # apart from every training pool's and evaluation's RNG streams
 
 
 def _heldout(suite: Suite, out: Path, gan_dir: Path, data_dir: str, device: str) -> None:
     """Unrestricted examples found against the first (clean) run, then every run's accuracy on them."""
-    from pipeline import find_unrestricted_set, heldout_accuracy
     path = out / HELDOUT
     if path.is_file():
         found = runs.load_checkpoint(path, kind="unrestricted-set")
@@ -161,7 +172,8 @@ def _heldout(suite: Suite, out: Path, gan_dir: Path, data_dir: str, device: str)
         _log(f"[held-out] searching {suite.heldout_unrestricted} unrestricted examples against "
              f"{suite.settings[0].name}")
         found = find_unrestricted_set(out / suite.settings[0].name, gan_dir, path, n=suite.heldout_unrestricted,
-                                      latent_steps=suite.heldout_steps, data_dir=data_dir, device=device)
+                                      latent_steps=suite.heldout_steps, data_dir=data_dir, device=device,
+                                      seed=HELDOUT_SEED + suite.train.seed)
     for s in suite.settings:
         if "heldout_unrestricted_acc" not in runs.read_json(out / s.name / "metrics.json"):
             runs.update_metrics(out / s.name, {
@@ -181,7 +193,7 @@ def _train_setting(suite: Suite, s: Setting, run_dir: Path, gan_dir: Path, data_
         kw["gan"] = str(gan_dir)
     run = ClassifierRun(dataset=suite.dataset, data_dir=data_dir, arch=suite.arch, augment=s.augment,
                         augment_kw=kw, train=replace(suite.train, epochs=s.epochs or suite.train.epochs,
-                                                     seed=suite.train.seed if s.seed is None else s.seed))
+                                                     seed=suite.train.seed + s.seed_offset))
     train_classifier(run, run_dir, device=device, resume=(run_dir / runs.CHECKPOINT_NAME).is_file())
 
 
@@ -193,31 +205,33 @@ def _evaluate(suite: Suite, run_dir: Path, gan_dir: Path, data_dir: str, device:
 
 
 def _pictures_and_report(suite: Suite, out: Path, gan_dir: Path, data_dir: str, device: str) -> dict:
-    from report import collect, write_report
     pictures = out / "pictures"
-    clean = out / suite.settings[0].name
+    options = GridOptions(classifier=str(out / suite.settings[0].name), gan=str(gan_dir) if suite.needs_gan else None,
+                          data_dir=data_dir, device=device, seed=suite.train.seed)
     for kind in ("fgsm", "pgd"):
-        attack_grid(kind, clean, pictures / f"{kind}.png", data_dir=data_dir, device=device)
+        draw_grid(kind, pictures / f"{kind}.png", options)
     if suite.needs_gan:
-        from gan import load_gan, save_sample_grid
-        loaded = load_gan(gan_dir, runtime.pick_device(device))
-        save_sample_grid(loaded.generator, pictures / "samples.png", classes=loaded.info.get("classes"), scale=2)
-        unrestricted_grid(clean, gan_dir, pictures / "unrestricted.png", data_dir=data_dir, device=device)
+        draw_grid("samples", pictures / "samples.png", replace(options, scale=2, seed=suite.train.seed + 1))
+        draw_grid("unrestricted", pictures / "unrestricted.png", options)
     rows = collect([out / s.name for s in suite.settings])
     by_run = {r["run"]: r for r in rows}
     extra = "\n## Settings\n\n" + settings_markdown(suite, out, by_run)
     if suite.claims:
-        from claims import claims_json, claims_markdown, judge_claims
         verdicts = judge_claims(by_run)
         runs.write_json(out / "claims.json", claims_json(verdicts))
         extra += "\n## The claims, judged from these numbers\n\n" + claims_markdown(verdicts) + "\n"
     if suite.anchors:
-        from claims import published_markdown
         extra += ("\n## Distance to published figures\n\n"
                   + published_markdown(by_run, suite.anchors) + "\n")
-    paths = write_report(rows, out, title=f"{suite.name}: {suite.dataset}, {suite.arch}", extra_md=extra)
+    paths = write_report(rows, out, title=_title(suite), extra_md=extra)
     _log(f"report: {paths['md']}  pictures: {pictures}")
     return paths
+
+
+def _title(suite: Suite) -> str:
+    """'fashion-mnist, densenet-bc-22-8' (the suite's name only where it is not the data set's)."""
+    what = f"{suite.dataset}, {suite.arch}"
+    return what if suite.name == suite.dataset else f"{suite.name}: {what}"
 
 
 def settings_markdown(suite: Suite, out: Path, by_run: dict[str, dict]) -> str:
@@ -236,7 +250,7 @@ def settings_markdown(suite: Suite, out: Path, by_run: dict[str, dict]) -> str:
                      f"{gan.get('train_seconds', 0) / 60:.1f} min of training")
     lines.append(f"- evaluation, identical for every run: clean accuracy on the whole test split; FGSM and "
                  f"PGD-{e.pgd_steps} ({'+'.join(e.losses).upper()} losses, {e.restarts} restart(s) each, worst "
-                 f"case per sample) on the first {e.subset or 'all'} test images"
+                 f"case per sample) on {_images(e.subset)}"
                  + (f"; {e.gan_samples} AC-GAN samples; {e.unrestricted_samples} latent searches of up to "
                     f"{e.latent_steps} steps" if suite.needs_gan else ""))
     held = next((r for r in by_run.values() if r.get("heldout_unrestricted_searched")), None)
@@ -250,10 +264,14 @@ def settings_markdown(suite: Suite, out: Path, by_run: dict[str, dict]) -> str:
     for s in suite.settings:
         r = by_run.get(s.name, {})
         opts = ", ".join([f"{k}={v}" for k, v in s.augment_kw.items()]
-                         + ([f"training seed {s.seed}"] if s.seed is not None else [])) or "defaults"
+                         + ([f"training seed {t.seed + s.seed_offset}"] if s.seed_offset else [])) or "defaults"
         table.append(f"| {s.name} | {s.augment} | {opts} | {s.epochs or t.epochs} | "
                      f"{_minutes(r.get('train_seconds'))} | {_minutes(r.get('eval_seconds'))} |")
     return "\n".join(lines) + "\n\n" + "\n".join(table) + "\n"
+
+
+def _images(subset: int | None) -> str:
+    return f"the first {subset} test images" if subset else "all test images"
 
 
 def _minutes(seconds: float | None) -> str:
@@ -261,7 +279,6 @@ def _minutes(seconds: float | None) -> str:
 
 
 def _jsonable(d: dict) -> dict:
-    import json
     return json.loads(json.dumps(d))
 
 
