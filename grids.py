@@ -120,6 +120,10 @@ def save_comparison_grid(columns: list[torch.Tensor], path: str | os.PathLike, *
                               scale=scale, font_size=font_size)
 
 
-def amplify(delta: torch.Tensor, radius: float) -> torch.Tensor:
-    """Map a perturbation in [-radius, radius] to [0, 1] for display (grey = 0)."""
-    return (0.5 + delta / (2 * max(radius, 1e-12))).clamp(0, 1)
+def amplify(delta: torch.Tensor, radius: float | torch.Tensor) -> torch.Tensor:
+    """Map a perturbation in [-radius, radius] to [0, 1] for display (grey = 0); ``radius`` may be one number
+    or one per image ``[N]`` (each row of a grid on its own scale)."""
+    r = torch.as_tensor(radius, dtype=delta.dtype, device=delta.device).clamp_min(1e-12)
+    if r.dim() == 1:
+        r = r.view(-1, *[1] * (delta.dim() - 1))
+    return (0.5 + delta / (2 * r)).clamp(0, 1)

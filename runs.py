@@ -77,11 +77,19 @@ def read_json(path: str | os.PathLike) -> dict:
         return json.load(f)
 
 
-def update_metrics(out: str | os.PathLike, values: dict) -> dict:
-    """Merge ``values`` into ``OUT/metrics.json`` (atomically) and return the merged dict."""
+# metrics.json has one section per writer: "train" (the training loop), "evaluation" (evaluate), "heldout"
+# (a suite's held-out unrestricted set); a writer replaces its section whole, never key by key
+EVALUATION_SECTIONS = ("evaluation", "heldout")
+
+
+def update_metrics(out: str | os.PathLike, sections: dict, drop: tuple[str, ...] = ()) -> dict:
+    """Replace the given top-level sections of ``OUT/metrics.json`` (and remove those in ``drop``),
+    atomically; returns the whole record."""
     path = Path(out) / "metrics.json"
     metrics = read_json(path) if path.exists() else {}
-    metrics.update(values)
+    for key in drop:
+        metrics.pop(key, None)
+    metrics.update(sections)
     write_json(path, metrics)
     return metrics
 

@@ -1,224 +1,286 @@
-"""Unrestricted adversarial examples by latent search (Song, Shu, Kushman & Ermon 2018,
-"Constructing Unrestricted Adversarial Examples with Generative Models").
+"""Unrestricted adversarial examples by latent search (Song, Shu, Kushman & Ermon 2018, "Constructing
+Unrestricted Adversarial Examples with Generative Models").
 
-Per sample, search a latent ``z`` (from ``z0 ~ N(0, I)``) and a small pixel noise ``tau`` so that
-``x = clamp(G(z, y_s) + eps_pix * tanh(tau), 0, 1)`` fools the classifier ``f`` while the AC-GAN's
-auxiliary classifier ``C_aux`` still sees the source class ``y_s``. Loss per sample::
+Per sample, search a latent ``z`` (from ``z0 ~ N(0, I)``, the anchor) so that ``x = G(z, y_s)`` fools the
+classifier ``f`` while the AC-GAN's auxiliary classifier ``C_aux`` still sees the source class ``y_s`` in
+``G(z, y_s)``. With pixel noise on (``eps_pix > 0``) the image is ``clamp(G(z, y_s) + eps_pix * tanh(tau), 0, 1)``
+and ``tau`` is searched too; ``C_aux`` still judges ``G(z, y_s)``, before the noise. A sample **succeeds** when
+``f(x) != y_s`` (targeted: ``f(x) == y_t``) **and** ``argmax C_aux(G(z, y_s)) == y_s``, judged in fp32.
 
-    L0 + lambda1 * mean_d(relu((z - z0)^2 - z_eps^2)) + lambda2 * CE(C_aux(x), y_s)
-    L0 = z_y - max_{j != y} z_j  (CW margin on f's logits, the default; targeted: max_{j != t} z_j - z_t)
-    L0 = -CE(f(x), y_s)  or  CE(f(x), y_t)  (Song et al.'s, ``l0="ce"``)
+How the search runs is a ``SearchConfig``; two named settings sit side by side in ``SEARCHES``:
 
-optimised by SGD on ``z`` and ``tau`` (losses summed over samples, so each sample's step is its own),
-with optional Gaussian noise on the z gradient decaying as ``noise / (1 + t) ** 0.55``. A sample
-**succeeds** when ``f(x) != y_s`` (targeted: ``== y_t``) **and** ``argmax C_aux(x) == y_s``; the check
-runs on every iterate (the z0 sample included) and a succeeded sample is frozen: its x is kept and it
-gets no further updates or forward passes. ``steps_taken`` is the number of updates before success.
+``song2018``, the reference exactly (ermongroup/generative_adversary ``main.py``, ``untargeted_attack`` and
+``targeted_attack``): objective ``mean_b min_{j != s} CE(f(x), j)`` (targeted ``mean_b CE(f(x), t)``)
+``+ lambda1 * mean_{b,d} relu((z - z0)^2 - z_eps^2) + lambda2 * mean_b CE(C_aux(G(z)), s)`` with
+lambda1 = lambda2 = 100, z_eps = 0.1; every term a mean over a batch of 64 (here the sum over samples divided
+by 64, so a short last batch gets the same per-sample steps); plain SGD at lr 1; Gaussian noise of variance
+``0.01 / (1 + t) ** 0.55`` added to the z gradient at every step t; with pixel noise the tau gradient is
+normalised to unit L2 per sample; 1,000 steps, success judged once, after the last; fp32 throughout.
 
-Defaults (measured on digits against DenseNet-BC-40-12, both with the small-preset AC-GAN and with
-the fitted test generator of tests/tiny_gan.py): SGD lr 0.5, lambda1 = 1, lambda2 = 10, z_eps 0.1,
-eps_pix 0.1, at most 200 steps. The reference's lr 1 and lambda1 = lambda2 = 100 reached only 70%
-(small GAN, 100 steps) and 64% (fitted generator): its steps overshoot, flipping the AC head together
-with the classifier; the lower weights reached 97% and 98% within a mean of 4-20 steps. Against a
-confident classifier (the demo's clean DenseNet-BC-22-8, 99.2% accurate) -CE saturates: 66% success in
-100 steps; the margin term reached 96% in 3.2 steps on average.
+``fast``, the project's (what it changes and why; ``bench/unrestricted.py`` measures each change):
+``early_stop`` judges every iterate (in reduced precision, confirmed in fp32) and freezes a sample at its first
+success, so easy samples cost a few steps instead of 1,000; the ``margin`` term
+``z_s - max_{j != s} z_j`` (targeted ``max_{j != t} z_j - z_t``) keeps a useful gradient where the softmax of a
+confident classifier saturates; each sample's loss is its own (no division by the batch) so the step size does
+not shrink with the batch; no gradient noise; G, the critic and the classifier's attack-time view run in bf16.
+Its weights and step size are set in ``SEARCHES`` with the measurement that chose them.
 
-Generator and critic run in eval mode with parameter gradients off, the classifier through
-``attack_mode``; all three are restored afterwards. Gradients come from ``torch.autograd.grad`` w.r.t.
-``z`` and ``tau`` only. With ``generator_rng`` (a seeded ``torch.Generator`` on the device) the result
-is deterministic.
+Pixel noise is off by default everywhere (``eps_pix = 0``), as in the reference without ``--noise``: with
+``eps_pix`` equal to the L-inf threat model the search becomes an L-inf attack on a generated image.
 
 Example::
 
-    r = unrestricted_search(G, D, model, y, generator_rng=torch.Generator().manual_seed(0))
-    print(r.success.float().mean(), r.steps_taken[r.success].float().mean())   # x: r.x [B, C, H, W]
+    r = unrestricted_search(G, D, model, y, config=SEARCHES["song2018"], generator_rng=torch.Generator().manual_seed(0))
+    r.success.float().mean(), r.x                                  # [B] bool; [B, C, H, W] == G(r.z, y) in fp32
 """
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm import tqdm
 
 import runtime
+from registry import Registry
 
 from .linf import cw_loss
 from .mode import attack_mode, exact, frozen
 
+OBJECTIVES = ("song2018", "margin")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How a latent search runs (see the module docstring for the two named settings).
+
+    Args:
+        steps: most updates per sample (``early_stop=False``: exactly this many).
+        lr: plain SGD step size on z (and tau).
+        lambda1, lambda2, z_eps: weights of the latent soft constraint and of the AC term; the z radius.
+        objective: ``"song2018"`` (min over other classes of CE; targeted CE to the target) or ``"margin"``.
+        reduction: 0: the samples' losses are summed (each sample's step is its own); B > 0: the sum is
+            divided by B, a mean over a batch of B, so each sample's step is lr / B.
+        grad_noise: variance at step 0 of the Gaussian noise added to the z gradient, decaying as (1 + t)^-0.55.
+        early_stop: judge every iterate and freeze a sample at its first success; else judge once, at the end.
+        fast: G, the critic and the classifier's attack-time view in bf16 (verdicts in fp32); else all fp32.
+        batch_size: searches run together (0: all at once).
+    """
+    steps: int
+    lr: float
+    lambda1: float
+    lambda2: float
+    z_eps: float = 0.1
+    objective: str = "margin"
+    reduction: int = 0
+    grad_noise: float = 0.0
+    early_stop: bool = True
+    fast: bool = True
+    batch_size: int = 0
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)} (got {self.objective!r})")
+        if self.steps < 0 or self.lr <= 0 or self.grad_noise < 0 or self.reduction < 0 or self.batch_size < 0:
+            raise ValueError(f"need steps >= 0, lr > 0, grad_noise >= 0, reduction >= 0, batch_size >= 0 ({self})")
+
+
+SEARCHES = Registry("latent search setting", {
+    "song2018": SearchConfig(steps=1000, lr=1.0, lambda1=100.0, lambda2=100.0, z_eps=0.1, objective="song2018",
+                             reduction=64, grad_noise=0.01, early_stop=False, fast=False, batch_size=64),
+    "fast": SearchConfig(steps=100, lr=0.5, lambda1=1.0, lambda2=10.0, z_eps=0.1, objective="margin"),
+})
+
 
 class SearchResult(NamedTuple):
-    x: torch.Tensor            # [B, C, H, W] in [0, 1]: the successful iterate, else the last one
-    z: torch.Tensor            # [B, z_dim] latent of x
-    success: torch.Tensor      # [B] bool
-    steps_taken: torch.Tensor  # [B] int64: updates before success (``steps`` for failures)
-    pred: torch.Tensor         # [B] classifier's prediction on x
-    ac_pred: torch.Tensor      # [B] critic's auxiliary-class prediction on x
-    x0: torch.Tensor           # [B, C, H, W] in [0, 1]: G(z0, y_s), the starting sample
+    x: torch.Tensor              # [B, C, H, W] in [0, 1]: the found (successful) or last iterate, rendered in fp32
+    z: torch.Tensor              # [B, z_dim] latent of x
+    success: torch.Tensor        # [B] bool, judged in fp32 on x (classifier) and G(z, y_s) (AC head)
+    steps_taken: torch.Tensor    # [B] int64: updates before x (the success step with early stop, else steps)
+    pred: torch.Tensor           # [B] the classifier's fp32 prediction on x
+    ac_pred: torch.Tensor        # [B] the AC head's fp32 class of G(z, y_s)
+    x0: torch.Tensor             # [B, C, H, W]: G(z0, y_s), the starting sample (fp32)
+    z0: torch.Tensor             # [B, z_dim]: the anchor
+    start_success: torch.Tensor  # [B] bool: G(z0, y_s) was already a success (nothing was searched for)
     tau: torch.Tensor | None = None   # [B, C, H, W] pixel-noise parameter (None when eps_pix == 0)
 
 
-def search_loss(logits: torch.Tensor, ac_logits: torch.Tensor, z: torch.Tensor, z0: torch.Tensor,
-                y: torch.Tensor, targets: torch.Tensor | None, *, lambda1: float, lambda2: float,
-                z_eps: float, l0: str = "margin") -> torch.Tensor:
-    """Per-sample search loss ``[B]`` (to minimise); logits ``[B, K]``, z ``[B, z_dim]``.
+# ----------------------------------------------------------------------------- the objective
 
-    ``l0``: ``"ce"`` is Song et al.'s -CE(f(x), y_s) (CE(f(x), y_t) targeted); ``"margin"`` is the CW
-    margin ``z_y - max_{j != y} z_j`` (``max_{j != t} z_j - z_t`` targeted), whose gradient does not
-    vanish on a confident classifier the way -CE's does (its softmax saturates at p_y ~ 1).
+def per_sample_objective(cfg: SearchConfig, logits: torch.Tensor, ac_logits: torch.Tensor, z: torch.Tensor,
+                         z0: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+    """Each sample's loss ``[B]`` (to minimise); the objective is their sum, divided by ``cfg.reduction``.
+
+    logits ``[B, K]`` (classifier on x), ac_logits ``[B, K]`` (AC head on G(z, y_s)), z / z0 ``[B, z_dim]``.
     """
-    if l0 == "margin":
-        l0_term = -cw_loss(logits, y) if targets is None else cw_loss(logits, targets)
+    logits = logits.float()
+    if cfg.objective == "song2018" and targets is None:      # min_{j != s} CE(f(x), j) = lse - max_{j != s} z_j
+        l0 = torch.logsumexp(logits, 1) - logits.scatter(1, y[:, None], float("-inf")).amax(1)
+    elif cfg.objective == "song2018":
+        l0 = F.cross_entropy(logits, targets, reduction="none")
     elif targets is None:
-        l0_term = -F.cross_entropy(logits.float(), y, reduction="none")
+        l0 = -cw_loss(logits, y)                                             # z_s - max_{j != s} z_j
     else:
-        l0_term = F.cross_entropy(logits.float(), targets, reduction="none")
-    l1 = F.relu((z - z0).square() - z_eps ** 2).mean(1)
+        l0 = cw_loss(logits, targets)                                        # max_{j != t} z_j - z_t
+    l1 = F.relu((z - z0).square() - cfg.z_eps ** 2).mean(1)
     l2 = F.cross_entropy(ac_logits.float(), y, reduction="none")
-    return l0_term + lambda1 * l1 + lambda2 * l2
+    return l0 + cfg.lambda1 * l1 + cfg.lambda2 * l2
 
 
-def _succeeded(pred: torch.Tensor, ac_pred: torch.Tensor, y: torch.Tensor,
-               targets: torch.Tensor | None) -> torch.Tensor:
-    fooled = pred != y if targets is None else pred == targets
-    return fooled & (ac_pred == y)                                       # [n] bool
+def search_objective(cfg: SearchConfig, logits, ac_logits, z, z0, y, targets=None) -> torch.Tensor:
+    """The scalar objective of a batch: ``sum_b loss_b / reduction`` (``reduction`` 0: the plain sum)."""
+    total = per_sample_objective(cfg, logits, ac_logits, z, z0, y, targets).sum()
+    return total / cfg.reduction if cfg.reduction else total
 
 
-def _render(generator: nn.Module, z: torch.Tensor, y: torch.Tensor, tau: torch.Tensor | None,
-            eps_pix: float) -> torch.Tensor:
-    x = generator(z, y)                                                  # [n, C, H, W] in [0, 1]
-    return x if tau is None else (x + eps_pix * torch.tanh(tau)).clamp(0, 1)
-
-
-def _check(steps: int, lr: float, eps_pix: float, noise: float) -> None:
-    if steps < 0 or lr <= 0 or eps_pix < 0 or noise < 0:
-        raise ValueError(f"need steps >= 0, lr > 0, eps_pix >= 0, noise >= 0 "
-                         f"(got {steps}, {lr}, {eps_pix}, {noise})")
-
+# ----------------------------------------------------------------------------- the search
 
 def unrestricted_search(generator: nn.Module, critic: nn.Module, classifier, labels: torch.Tensor, *,
-                        z0: torch.Tensor | None = None, steps: int = 200, lr: float = 0.5,
-                        lambda1: float = 1.0, lambda2: float = 10.0, z_eps: float = 0.1,
-                        eps_pix: float = 0.1, noise: float = 0.0, targets: torch.Tensor | None = None,
+                        config: SearchConfig = SEARCHES["fast"], steps: int | None = None, eps_pix: float = 0.0,
+                        targets: torch.Tensor | None = None, z0: torch.Tensor | None = None,
                         z_init: torch.Tensor | None = None, tau_init: torch.Tensor | None = None,
-                        generator_rng: torch.Generator | None = None, amp: bool = True,
-                        l0: str = "margin") -> SearchResult:
+                        generator_rng: torch.Generator | None = None, progress: bool = False) -> SearchResult:
     """Search unrestricted adversarial examples of class ``labels`` against ``classifier``.
 
     Args:
         generator: G(z [B, z_dim], y [B]) -> [B, C, H, W] in [0, 1]; critic: D(x) -> (score, class_logits).
         classifier: ``nn.Module`` (or a ``forward`` from ``attack_mode``) on [0, 1] pixels -> logits.
         labels: source classes y_s ``[B]`` int64 (moved to the generator's device).
-        z0: start latents ``[B, z_dim]``; drawn N(0, I) from ``generator_rng`` when None.
-        steps: most SGD updates per sample; lr: SGD step size.
-        lambda1, lambda2, z_eps: weights of the latent soft constraint and the AC term; the z radius.
-        eps_pix: scale of the pixel noise ``eps_pix * tanh(tau)``; 0 disables tau.
-        noise: std of the Gaussian noise on the z gradient at step 0, decaying as (1 + t) ** -0.55.
+        config: a ``SearchConfig`` (``SEARCHES["song2018"]`` or ``SEARCHES["fast"]``); steps: overrides its steps.
+        eps_pix: scale of the pixel noise ``eps_pix * tanh(tau)``; 0 (default) searches z only.
         targets: target classes ``[B]`` for the targeted variant (success: ``f(x) == y_t``).
-        z_init, tau_init: where z and tau start (default z0 and zeros): warm starts pass the previous
-            search's z and tau while z0 stays the anchor of the latent constraint.
+        z0: anchors ``[B, z_dim]``; drawn N(0, I) from ``generator_rng`` when None.
+        z_init, tau_init: where z and tau start (default z0 and zeros): the training pool's warm starts.
         generator_rng: RNG for z0 and the gradient noise (reproducible runs).
-        l0: the misclassification term: ``"margin"`` (CW margin, default: its gradient survives a
-            confident classifier) or ``"ce"`` (Song et al.'s cross-entropy); see ``search_loss``.
-        amp: the search runs G, the critic and the classifier's attack view under autocast (bf16);
-            a success counts only when fp32 confirms it. False: everything in fp32.
+        progress: a progress bar over steps with the successes so far.
     Returns:
-        ``SearchResult`` (all detached, on the generator's device).
+        ``SearchResult`` (detached, on the generator's device); ``x`` is the fp32 rendering of ``z`` (and tau).
     """
-    _check(steps, lr, eps_pix, noise)
+    cfg = config if steps is None else replace(config, steps=steps)
+    if eps_pix < 0:
+        raise ValueError(f"eps_pix must be >= 0 (got {eps_pix})")
     device = next(generator.parameters()).device
     y = labels.to(device)
     t_y = None if targets is None else targets.to(device)
     if z0 is None:
         z0 = torch.randn(len(y), generator.cfg.z_dim, device=device, generator=generator_rng)
-    z0 = z0.to(device).detach()
+    z = z0 if z_init is None else z_init
+    parts = []
     with contextlib.ExitStack() as stack:
         stack.enter_context(frozen(generator))
         stack.enter_context(frozen(critic))
-        forward = stack.enter_context(attack_mode(classifier, fast=amp))
-        with torch.no_grad():
-            x0 = generator(z0, y)                                        # [B, C, H, W] in [0, 1]
-        tau = None
-        if eps_pix > 0:
-            tau = torch.zeros_like(x0) if tau_init is None else tau_init.to(x0).detach().clone()
-        z = z0.clone() if z_init is None else z_init.to(z0).detach().clone()
-        state = _SearchState(z0, z, tau, x0, y, t_y)
-        settings = dict(steps=steps, lr=lr, lambda1=lambda1, lambda2=lambda2, z_eps=z_eps, eps_pix=eps_pix, l0=l0,
-                        noise=noise, rng=generator_rng, amp=amp)
-        for t in range(steps + 1):
-            if not _step(state, t, generator, critic, forward, **settings):
+        forward = stack.enter_context(attack_mode(classifier, fast=cfg.fast))
+        chunk = cfg.batch_size or max(len(y), 1)
+        bar = tqdm(total=cfg.steps * len(y), desc="latent search", unit="step", leave=False, disable=not progress,
+                   dynamic_ncols=True)
+        with bar:
+            for sl in (slice(i, i + chunk) for i in range(0, len(y), chunk)):
+                state = _Search(cfg, eps_pix, generator, critic, forward, z0[sl], z[sl],
+                                None if tau_init is None else tau_init[sl], y[sl], None if t_y is None else t_y[sl],
+                                generator_rng)
+                parts.append(state.run(bar))
+    return SearchResult(*(None if f[0] is None else torch.cat(f) for f in zip(*parts)))
+
+
+class _Search:
+    """One chunk of searches: the per-sample tensors, the update and the verdicts."""
+
+    def __init__(self, cfg, eps_pix, generator, critic, forward, z0, z, tau, y, targets, rng):
+        self.cfg, self.eps_pix, self.G, self.D, self.f, self.rng = cfg, eps_pix, generator, critic, forward, rng
+        self.z0, self.y, self.targets = z0.detach(), y, targets
+        self.z = z.detach().to(self.z0).clone()                                 # [n, z_dim]
+        self.tau = None if tau is None or eps_pix == 0 else tau.detach().float().clone()   # [n, C, H, W]
+        n = len(y)
+        self.active = torch.ones(n, dtype=torch.bool, device=y.device)       # still being searched
+        self.steps_taken = torch.full((n,), cfg.steps, dtype=torch.long, device=y.device)
+
+    # ------------------------------------------------------------------------- rendering and verdicts
+
+    def _images(self, z: torch.Tensor, y: torch.Tensor, tau: torch.Tensor | None):
+        """(G(z, y), x): the generator's image (what the AC head judges) and the classifier's input."""
+        g = self.G(z, y)                                                     # [n, C, H, W] in [0, 1]
+        x = g if tau is None else (g + self.eps_pix * torch.tanh(tau)).clamp(0, 1)
+        return g, x
+
+    @torch.no_grad()
+    def judge(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """fp32 verdict on samples ``idx`` as they are now: (x, pred, ac_pred, success)."""
+        with torch.autocast(self.y.device.type, enabled=False):
+            tau = None if self.tau is None else self.tau[idx]
+            g, x = self._images(self.z[idx], self.y[idx], tau)
+            pred = exact(self.f)(x).argmax(1)
+            ac_pred = self.D(g).class_logits.argmax(1)
+        targets = None if self.targets is None else self.targets[idx]
+        return x, pred, ac_pred, _succeeded(pred, ac_pred, self.y[idx], targets)
+
+    # ------------------------------------------------------------------------- the loop
+
+    def run(self, bar) -> SearchResult:
+        every = torch.arange(len(self.y), device=self.y.device)
+        with torch.no_grad(), torch.autocast(self.y.device.type, enabled=False):
+            x0 = self.G(self.z0, self.y)                                       # [n, C, H, W]: G(z0, y_s), fp32
+        if self.eps_pix > 0 and self.tau is None:
+            self.tau = torch.zeros_like(x0)                                    # pixel noise starts at zero
+        start_success = self.judge(every)[3]                                  # the starting iterate's verdict
+        for t in range(self.cfg.steps + 1):
+            idx = self.active.nonzero().squeeze(1)
+            if not len(idx) or (t == self.cfg.steps and not self.cfg.early_stop):
                 break
-    return state.result()
+            logits, ac_logits, z, tau = self._forward(idx)
+            if self.cfg.early_stop:
+                self._freeze_successes(idx, logits, ac_logits, t)
+            if t == self.cfg.steps:
+                break
+            self._update(idx, logits, ac_logits, z, tau, t)
+            bar.update(len(idx))
+            bar.set_postfix(found=int((~self.active).sum()), refresh=False)
+        x, pred, ac_pred, success = self.judge(every)                          # the reported verdict, fp32
+        return SearchResult(x, self.z, success, self.steps_taken, pred, ac_pred, x0, self.z0, start_success, self.tau)
+
+    def _forward(self, idx: torch.Tensor):
+        """Logits of the classifier on x and of the AC head on G(z), with z (and tau) as graph leaves."""
+        with torch.enable_grad():
+            z = self.z[idx].requires_grad_(True)                               # [n, z_dim]
+            tau = None if self.tau is None else self.tau[idx].requires_grad_(True)
+            with runtime.autocast(z.device, self.cfg.fast):
+                g, x = self._images(z, self.y[idx], tau)
+                ac_logits = self.D(g.float()).class_logits.float()            # [n, K]
+            logits = self.f(x.float())                                        # [n, K]
+        return logits, ac_logits, z, tau
+
+    def _freeze_successes(self, idx, logits, ac_logits, t: int) -> None:
+        """Early stop: the iterate's successes (reduced precision, confirmed in fp32) stop being searched."""
+        targets = None if self.targets is None else self.targets[idx]
+        cand = _succeeded(logits.argmax(1), ac_logits.argmax(1), self.y[idx], targets)
+        if self.cfg.fast and bool(cand.any()):
+            cand[cand.clone()] = self.judge(idx[cand])[3]
+        self.active[idx[cand]] = False
+        self.steps_taken[idx[cand]] = t
+
+    def _update(self, idx, logits, ac_logits, z, tau, t: int) -> None:
+        """One SGD step on the samples of ``idx`` still active (the frozen ones keep their z)."""
+        keep = self.active[idx]                                               # [n]
+        targets = None if self.targets is None else self.targets[idx]
+        with torch.enable_grad():
+            loss = per_sample_objective(self.cfg, logits, ac_logits, z, self.z0[idx], self.y[idx], targets)
+            loss = loss.masked_fill(~keep, 0.0).sum() / (self.cfg.reduction or 1)
+            grads = torch.autograd.grad(loss, [z] if tau is None else [z, tau])
+        g_z = torch.nan_to_num(grads[0])
+        if self.cfg.grad_noise > 0:    # drawn for the whole chunk: the RNG stream does not depend on who is active
+            eta = torch.randn(self.z.shape, device=z.device, generator=self.rng)[idx]
+            g_z = g_z + (self.cfg.grad_noise / (1 + t) ** 0.55) ** 0.5 * eta
+        upd = idx[keep]
+        self.z[upd] = (z.detach() - self.cfg.lr * g_z)[keep]
+        if tau is not None:            # the reference normalises the tau gradient to unit L2 per sample
+            g_t = torch.nan_to_num(grads[1])
+            g_t = g_t / g_t.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+            self.tau[upd] = (tau.detach() - self.cfg.lr * g_t)[keep]
 
 
-class _SearchState:
-    """The per-sample tensors of a search; ``active`` marks samples still being searched."""
-
-    def __init__(self, z0, z, tau, x0, y, targets):
-        self.z0, self.z, self.tau, self.x0, self.y, self.targets = z0, z, tau, x0, y, targets
-        b = len(y)
-        self.active = torch.ones(b, dtype=torch.bool, device=y.device)
-        self.success = torch.zeros_like(self.active)
-        self.steps_taken = torch.zeros(b, dtype=torch.long, device=y.device)
-        self.x = x0.clone()
-        self.pred = torch.zeros_like(y)
-        self.ac_pred = torch.zeros_like(y)
-
-    def record(self, idx, x, pred, ac_pred, ok, t):
-        """Store the current iterate of samples ``idx``; freeze those with ``ok``."""
-        self.x[idx], self.pred[idx], self.ac_pred[idx] = x, pred, ac_pred
-        self.steps_taken[idx] = t
-        self.success[idx[ok]] = True
-        self.active[idx[ok]] = False
-
-    def result(self) -> SearchResult:
-        return SearchResult(self.x, self.z, self.success, self.steps_taken, self.pred, self.ac_pred, self.x0,
-                            self.tau)
-
-
-@torch.no_grad()
-def _confirm(ok, x, pred, ac_pred, y, targets, critic, forward) -> torch.Tensor:
-    """Re-judge the reduced-precision successes ``ok`` in fp32 (classifier and AC head); updates
-    ``pred`` and ``ac_pred`` in place and returns the confirmed successes."""
-    cand = ok.nonzero().squeeze(1)
-    pred[cand] = exact(forward)(x[cand]).argmax(1)
-    ac_pred[cand] = critic(x[cand]).class_logits.argmax(1)
-    return _succeeded(pred, ac_pred, y, targets)
-
-
-def _step(s: _SearchState, t: int, generator, critic, forward, *, steps, lr, lambda1, lambda2, z_eps,
-          eps_pix, noise, rng, amp, l0) -> bool:
-    """Check step ``t``'s iterate of the active samples, then update those that did not succeed.
-    Returns False when nothing is left to do."""
-    idx = s.active.nonzero().squeeze(1)                                   # [n]
-    if len(idx) == 0:
-        return False
-    targets = None if s.targets is None else s.targets[idx]
-    with torch.enable_grad():
-        z = s.z[idx].requires_grad_(True)                                 # [n, z_dim]
-        tau = None if s.tau is None else s.tau[idx].requires_grad_(True)  # [n, C, H, W]
-        with runtime.autocast(z.device, amp):
-            x = _render(generator, z, s.y[idx], tau, eps_pix).float()
-            ac_logits = critic(x).class_logits.float()                   # [n, K]
-        logits = forward(x)                                              # [n, K]
-        pred, ac_pred = logits.argmax(1), ac_logits.argmax(1)
-        ok = _succeeded(pred, ac_pred, s.y[idx], targets)
-        if amp and bool(ok.any()):        # a success is only counted when fp32 agrees
-            ok = _confirm(ok, x.detach(), pred, ac_pred, s.y[idx], targets, critic, forward)
-        s.record(idx, x.detach(), pred, ac_pred, ok, t)
-        if t == steps or bool(ok.all()):
-            return False
-        loss = search_loss(logits, ac_logits, z, s.z0[idx], s.y[idx], targets,
-                           lambda1=lambda1, lambda2=lambda2, z_eps=z_eps, l0=l0)
-        loss = loss.masked_fill(ok, 0.0).sum()
-        grads = torch.autograd.grad(loss, [z] if tau is None else [z, tau])
-    keep = ~ok
-    g_z = torch.nan_to_num(grads[0])
-    if noise > 0:   # drawn for the whole batch: the RNG stream does not depend on who is active
-        eta = torch.randn(s.z.shape, device=z.device, generator=rng)[idx]
-        g_z = g_z + noise / (1 + t) ** 0.55 * eta
-    s.z[idx[keep]] = (z.detach() - lr * g_z)[keep]
-    if tau is not None:
-        s.tau[idx[keep]] = (tau.detach() - lr * torch.nan_to_num(grads[1]))[keep]
-    return True
+def _succeeded(pred: torch.Tensor, ac_pred: torch.Tensor, y: torch.Tensor,
+               targets: torch.Tensor | None) -> torch.Tensor:
+    fooled = pred != y if targets is None else pred == targets
+    return fooled & (ac_pred == y)                                           # [n] bool

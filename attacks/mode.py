@@ -81,8 +81,8 @@ def frozen(module: nn.Module, *, train: bool = False) -> Iterator[nn.Module]:
 
 
 class TrainModeForward:
-    """The live model in train mode as attacks call it: channels-last inputs, autocast when ``amp``, fp32
-    logits. No ``exact``: a verdict or an fp32 recompute of a subset would see other batch statistics."""
+    """The live model in train mode as attacks call it: inputs in the model's memory format (channels-last when
+    the training loop made it so), autocast when ``amp``, fp32 logits. No ``exact``: a verdict or an fp32 recompute of a subset would see other batch statistics."""
 
     per_sample = False            # batch statistics: a sample's logits depend on the rest of the batch
 
@@ -90,9 +90,13 @@ class TrainModeForward:
         self.module, self.amp = module, amp
         device = next(module.parameters(), torch.empty(0)).device
         self.grad_scale = 1024.0 if amp and runtime.autocast_dtype(device) == torch.float16 else 1.0
+        conv = next((p for p in module.parameters() if p.dim() == 4), None)   # inputs in the model's own format
+        self.channels_last = conv is not None and not conv.is_contiguous() and \
+            conv.is_contiguous(memory_format=torch.channels_last)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous(memory_format=torch.channels_last)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with runtime.autocast(x.device, self.amp):
             return as_logits(self.module(x)).float()
 

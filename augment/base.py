@@ -66,8 +66,8 @@ class Augmenter:
         pass
 
     def describe(self) -> dict:
-        """Settings recorded in config.json and metrics.json."""
-        return {"augment": self.name}
+        """The augmenter's name and settings, recorded in metrics.json (``train.augment``) and TensorBoard."""
+        return {"name": self.name}
 
 
 AUGMENTERS = Registry("augment mode")

@@ -16,6 +16,8 @@ import math
 import torch
 import torch.nn as nn
 
+from attacks.mode import BN_MODES
+
 from .base import AugBatch, Augmenter
 
 
@@ -23,6 +25,11 @@ def check_eps(eps: float) -> None:
     """An L-inf budget in [0, 1] pixel space: 0 < eps <= 1."""
     if not 0.0 < eps <= 1.0:
         raise ValueError(f"eps must be in (0, 1] for images in [0, 1] (got {eps})")
+
+
+def check_craft_bn(craft_bn: str) -> None:
+    if craft_bn not in BN_MODES:
+        raise ValueError(f"craft_bn must be one of {', '.join(BN_MODES)} (got {craft_bn!r})")
 
 
 class MixingAugmenter(Augmenter):
@@ -70,4 +77,4 @@ class MixingAugmenter(Augmenter):
         return AugBatch(x_out, y, w)
 
     def describe(self) -> dict:
-        return {"augment": self.name, "aug_ratio": self.ratio, "aug_weight": self.weight}
+        return {"name": self.name, "ratio": self.ratio, "weight": self.weight}

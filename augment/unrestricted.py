@@ -19,11 +19,15 @@ generator + classifier forward and a backward to z), about ``latent_steps * refr
 early stopping makes it less. Randomness comes from the global RNG (checkpointed by the training loop)
 and ``state_dict`` carries the pool, so a resumed run continues exactly.
 
+The searches use a named setting of ``attacks.SEARCHES`` (``fast`` by default: per-sample early stop is
+what makes warm starts cheap) with ``latent_steps`` steps per refresh, pure latent unless ``eps_pix > 0``
+(pixel noise, as the reference's ``--noise``; off by default as there).
+
 Args:
     gan: ``gan.LoadedGAN`` or a GAN run directory / checkpoint path.
     pool_size, latent_steps, refresh, restart_steps: the amortisation knobs above.
     ratio: fraction of each batch replaced (default 0.5); weight: their loss weight.
-    lr, lambda1, lambda2, z_eps, eps_pix, noise: search hyperparameters (``unrestricted_search``).
+    search: the latent search setting; eps_pix: pixel noise of the search (0: pure latent).
 
 Example::
 
@@ -38,7 +42,7 @@ import os
 import torch
 import torch.nn as nn
 
-from attacks import frozen, unrestricted_search
+from attacks import SEARCHES, frozen, unrestricted_search
 from gan import LoadedGAN
 
 from .base import AugBatch, register_augmenter
@@ -52,17 +56,17 @@ class UnrestrictedAugmenter(MixingAugmenter):
 
     def __init__(self, *, gan: LoadedGAN | str | os.PathLike, pool_size: int = 512, latent_steps: int = 5,
                  refresh: float = 0.25, restart_steps: int = 50, ratio: float | None = None,
-                 weight: float = 1.0, lr: float = 0.5, lambda1: float = 1.0, lambda2: float = 10.0,
-                 z_eps: float = 0.1, eps_pix: float = 0.1, noise: float = 0.0):
+                 weight: float = 1.0, search: str = "fast", eps_pix: float = 0.0):
         super().__init__(ratio=ratio, weight=weight)
-        if pool_size < 1 or latent_steps < 0 or restart_steps < 1 or not 0.0 < refresh <= 1.0:
-            raise ValueError(f"need pool_size >= 1, latent_steps >= 0, restart_steps >= 1, 0 < refresh <= 1 "
-                             f"(got {pool_size}, {latent_steps}, {restart_steps}, {refresh})")
+        if pool_size < 1 or latent_steps < 0 or restart_steps < 1 or not 0.0 < refresh <= 1.0 or eps_pix < 0:
+            raise ValueError(f"need pool_size >= 1, latent_steps >= 0, restart_steps >= 1, 0 < refresh <= 1, "
+                             f"eps_pix >= 0 (got {pool_size}, {latent_steps}, {restart_steps}, {refresh}, {eps_pix})")
         self.source = gan_source(gan)
         self.gan = resolve_gan(gan)
         self.pool_size, self.latent_steps, self.refresh = int(pool_size), int(latent_steps), float(refresh)
         self.restart_steps = int(restart_steps)
-        self.search_kw = dict(lr=lr, lambda1=lambda1, lambda2=lambda2, z_eps=z_eps, eps_pix=eps_pix, noise=noise)
+        self.search, self.eps_pix = search, float(eps_pix)
+        self.config = SEARCHES.lookup(search)
         self.pool: dict[str, torch.Tensor] | None = None
         self.cursor = 0
         self.stats = {"searched": 0, "succeeded": 0, "search_steps": 0, "restarts": 0, "served": 0}
@@ -87,8 +91,9 @@ class UnrestrictedAugmenter(MixingAugmenter):
         if len(stale):
             self._reset(pool, stale, loaded)
         tau = pool["tau"][idx] if pool["tau"] is not None else None
-        r = unrestricted_search(loaded.generator, loaded.critic, model, pool["y"][idx], z0=pool["z0"][idx],
-                                z_init=pool["z"][idx], tau_init=tau, steps=self.latent_steps, **self.search_kw)
+        r = unrestricted_search(loaded.generator, loaded.critic, model, pool["y"][idx], config=self.config,
+                                steps=self.latent_steps, eps_pix=self.eps_pix, z0=pool["z0"][idx],
+                                z_init=pool["z"][idx], tau_init=tau)
         pool["z"][idx], pool["x"][idx], pool["success"][idx] = r.z, r.x, r.success
         pool["spent"][idx] += r.steps_taken
         if pool["tau"] is not None:
@@ -118,7 +123,7 @@ class UnrestrictedAugmenter(MixingAugmenter):
             x0 = g(pool["z0"][idx], pool["y"][idx])                         # [n, C, H, W] in [0, 1]
         if "x" not in pool:
             pool["x"] = torch.empty(self.pool_size, *x0.shape[1:], device=idx.device)
-            pool["tau"] = torch.zeros_like(pool["x"]) if self.search_kw["eps_pix"] > 0 else None
+            pool["tau"] = torch.zeros_like(pool["x"]) if self.eps_pix > 0 else None
             pool["z"] = torch.empty_like(pool["z0"])
             pool["success"] = torch.zeros(self.pool_size, dtype=torch.bool, device=idx.device)
             pool["spent"] = torch.zeros(self.pool_size, dtype=torch.long, device=idx.device)
@@ -144,7 +149,8 @@ class UnrestrictedAugmenter(MixingAugmenter):
     def describe(self) -> dict:
         s = self.stats
         return {**super().describe(), "gan": self.source, "pool_size": self.pool_size, "latent_steps": self.latent_steps,
-                "refresh": self.refresh, "restart_steps": self.restart_steps, **self.search_kw,
+                "refresh": self.refresh, "restart_steps": self.restart_steps, "search": self.search,
+                "eps_pix": self.eps_pix,
                 "search_success_rate": s["succeeded"] / max(s["searched"], 1),
                 "search_steps_per_entry": s["search_steps"] / max(s["searched"], 1), **s}
 

@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 import runtime  # noqa: E402
 import tuning  # noqa: E402
-from attacks import attack_mode, fgsm, frozen, pgd, predict, search_loss  # noqa: E402
-from attacks.latent import _SearchState, _step  # noqa: E402
+from attacks import SEARCHES, attack_mode, fgsm, frozen, per_sample_objective, pgd, predict  # noqa: E402
+from attacks.latent import _Search  # noqa: E402
 from augment import build_augmenter  # noqa: E402
 from classifier import TrainConfig, build_classifier  # noqa: E402
 from classifier.train import make_train_step  # noqa: E402
@@ -108,23 +108,26 @@ def naive_attack_step(model: nn.Module, x, y, train_mode: bool = False):
 
 
 def naive_search_iteration(gan: LoadedGAN, model: nn.Module, z0, y):
-    """One latent-search iteration the plain way (the same loss): fp32, live modules, parameter gradients on."""
+    """One iteration of the fast setting's search the plain way (the same loss): fp32, live modules,
+    parameter gradients on, ``loss.backward()``."""
+    cfg = SEARCHES["fast"]
     z = z0.clone().requires_grad_(True)
     x = gan.generator(z, y)
     logits, ac = model(x), gan.critic(x).class_logits
-    search_loss(logits, ac, z, z0, y, None, lambda1=1.0, lambda2=10.0, z_eps=0.1).sum().backward()
+    per_sample_objective(cfg, logits, ac, z, z0, y, None).sum().backward()
     with torch.no_grad():
-        z -= 0.5 * z.grad
+        z -= cfg.lr * z.grad
     for m in (gan.generator, gan.critic, model):
         m.zero_grad(set_to_none=True)
 
 
 def our_search_iteration(gan: LoadedGAN, model: nn.Module, z0, x0, y):
-    """One iteration of ``unrestricted_search`` (its step function, every sample active)."""
+    """One iteration of ``unrestricted_search``'s fast setting (its forward and update, every sample active)."""
     with frozen(gan.generator), frozen(gan.critic), attack_mode(model) as forward:
-        state = _SearchState(z0, z0.clone(), None, x0, y, None)
-        _step(state, 0, gan.generator, gan.critic, forward, steps=1000, lr=0.5, lambda1=1.0, lambda2=10.0,
-              z_eps=0.1, eps_pix=0.0, noise=0.0, rng=None, amp=True, l0="margin")
+        search = _Search(SEARCHES["fast"], 0.0, gan.generator, gan.critic, forward, z0, z0, None, y, None, None)
+        idx = torch.arange(len(y), device=y.device)
+        logits, ac_logits, z, tau = search._forward(idx)
+        search._update(idx, logits, ac_logits, z, tau, 0)
 
 
 # ----------------------------------------------------------------------------- benchmark groups

@@ -96,23 +96,28 @@ def fit(model: nn.Module, dataset: ImageDataset, *, cfg: TrainConfig, out: str |
         augmenter: any object with the interface of ``augment.base.Augmenter`` (``build_augmenter("none")``
             trains on clean data); the loop knows no augmenter class.
         resume: continue from ``out/checkpoint.pt`` (model, optimizer, step, RNG and augmenter state).
-        epoch_hooks: called as ``hook(model, record)`` after each epoch's evaluation; the dict they
-            return is merged into that epoch's record (e.g. the catastrophic-overfitting probe).
+        epoch_hooks: called as ``hook(model, record)`` after each epoch's training; the dict they return is
+            merged into that epoch's record (e.g. the catastrophic-overfitting probe); ``"stop": True`` in it
+            ends the run after this epoch. A hook with ``state_dict``/``load_state_dict`` is checkpointed.
     Returns:
-        The final metrics dict (also written to ``out/metrics.json``).
+        The run's metrics.json: ``{"kind": "classifier", "train": {...}}`` (a later evaluation adds its block).
     """
     state = _TrainState.create(model, dataset, cfg, device, augmenter, Path(out), extra_config or {})
+    state.hooks = list(epoch_hooks)
     if resume:
         state.load(runs.load_checkpoint(Path(out), kind="classifier", map_location=device))
     writer = runs.make_writer(out, enabled=runtime.dist_info().is_main)
     with (stop if stop is not None else runtime.GracefulStop()) as stop, contextlib.closing(writer):
-        while state.epoch < state.total_epochs:
+        while state.epoch < state.total_epochs and state.stopped_early is None:
             record = _run_epoch(state, writer, stop)
-            for hook in epoch_hooks:
+            for hook in state.hooks:
                 record.update(hook(runtime.unwrap(state.model), record) or {})
+            if record.get("stop"):            # a hook ended the run (the overfitting guard's early stop)
+                state.stopped_early = record["epoch"]
             state.finish_epoch(record, writer)
         metrics = state.final_metrics()
-        writer.add_hparams(_hparams(state), {"hparam/test_acc": metrics["clean_acc"] or 0.0}, run_name="hparams")
+        writer.add_hparams(_hparams(state), {"hparam/test_acc": metrics["train"]["test_acc"] or 0.0},
+                           run_name="hparams")
     return metrics
 
 
@@ -217,6 +222,8 @@ class _TrainState:
     history: list = field(default_factory=list)
     best_acc: float = -1.0
     skipped: int = 0
+    stopped_early: int | None = None  # the epoch at which a hook stopped the run
+    hooks: list = field(default_factory=list)
 
     @classmethod
     def create(cls, model, dataset, cfg, device, aug, out, extra_config):
@@ -265,7 +272,7 @@ class _TrainState:
             if record.get(key) is not None:
                 writer.add_scalar(tag, record[key], self.epoch)
         _log(_summary_line(record, self.total_epochs))
-        self.save(best=record["test_acc"] > self.best_acc)
+        self.save(best=record["test_acc"] > self.best_acc, new_epoch=True)
 
     def non_finite(self, loss: torch.Tensor) -> None:
         """A NaN/inf loss: stop (the last good checkpoint stays on disk) or skip the batch."""
@@ -297,10 +304,13 @@ class _TrainState:
             "augmenter_per_rank": aug_states,
             "epoch": self.epoch, "batch": self.batch, "step": self.step, "rng": runtime.rng_state(),
             "partial": self.partial.cpu(), "history": self.history, "best_acc": self.best_acc,
-            "skipped": self.skipped,
+            "skipped": self.skipped, "stopped_early": self.stopped_early,
+            "hooks": [h.state_dict() if hasattr(h, "state_dict") else None for h in self.hooks],
         }
 
-    def save(self, best: bool = False) -> None:
+    def save(self, best: bool = False, new_epoch: bool = False) -> None:
+        """Checkpoint and metrics.json; ``new_epoch``: the weights changed, so an earlier evaluation (and the
+        suite's held-out figures) no longer describe them and are dropped from the record."""
         aug_states = runtime.gather_to_main(self.aug.state_dict())      # every rank takes part
         if not runtime.dist_info().is_main:
             return
@@ -310,7 +320,7 @@ class _TrainState:
         runs.atomic_save(ckpt, self.out / runs.CHECKPOINT_NAME)
         if best:
             runs.atomic_save(ckpt, self.out / "best.pt")
-        runs.update_metrics(self.out, self.metrics())
+        runs.update_metrics(self.out, self.metrics(), drop=runs.EVALUATION_SECTIONS if new_epoch else ())
 
     def load(self, ckpt: dict) -> None:
         runtime.unwrap(self.model).load_state_dict(ckpt["model"])
@@ -324,6 +334,10 @@ class _TrainState:
         self.aug.load_state_dict(per_rank[info.rank] if len(per_rank) == info.world_size else per_rank[0])
         for k in ("epoch", "batch", "step", "history", "best_acc", "skipped"):
             setattr(self, k, ckpt[k])
+        self.stopped_early = ckpt.get("stopped_early")
+        for hook, hook_state in zip(self.hooks, ckpt.get("hooks") or []):
+            if hook_state is not None:
+                hook.load_state_dict(hook_state)
         self.partial = ckpt["partial"].to(self.device)
         if not info.is_main:
             self.partial[:3] = 0                  # rank 0 carries the sums of the interrupted epoch
@@ -331,16 +345,19 @@ class _TrainState:
         self.set_lr()
 
     def metrics(self) -> dict:
+        """The training section of metrics.json (replaced whole at every save)."""
         images = sum(r["images"] for r in self.history)
         done = sum(r["seconds"] for r in self.history)
-        return {
-            "dataset": self.dataset.name, **self.aug.describe(), "arch": self.extra_config.get("arch"),
-            "clean_acc": self.history[-1]["test_acc"] if self.history else None,
-            "best_clean_acc": max((r["test_acc"] for r in self.history), default=None),
-            "epochs_done": self.epoch, "epochs": self.total_epochs, "train_seconds": self.train_seconds,
+        train = {
+            "dataset": self.dataset.name, "arch": self.extra_config.get("arch"), "augment": self.aug.describe(),
+            "config": asdict(self.cfg), "epochs": self.total_epochs, "epochs_done": self.epoch,
+            "test_acc": self.history[-1]["test_acc"] if self.history else None,
+            "best_test_acc": max((r["test_acc"] for r in self.history), default=None),
+            "stopped_early_at_epoch": self.stopped_early, "train_seconds": self.train_seconds,
             "images_per_second": images / done if done else None, "skipped_batches": self.skipped,
             "history": self.history,
         }
+        return {"kind": "classifier", "train": train}
 
     def final_metrics(self) -> dict:
         aug_states = runtime.gather_to_main(self.aug.state_dict())

@@ -17,6 +17,9 @@ GRID_KINDS = ("samples", "fgsm", "pgd", "unrestricted")                 # pipeli
 GAN_PRESETS = ("cifar", "small")                                        # gan.PRESETS
 GAN_LOSSES = ("wgan", "hinge")                                          # gan.loss_names()
 GAN_PENALTIES = ("gp", "r1", "none")                                    # gan.penalty_names()
+SEARCHES = ("song2018", "fast")                                         # attacks.SEARCHES
+BN_MODES = ("train", "eval")                                            # attacks.mode.BN_MODES
+GUARD_MODES = ("warn", "stop")                                          # attacks.overfit.GUARD_MODES
 
 # classifier.TrainConfig()
 TRAIN = dict(epochs=300, batch_size=64, lr=0.1, schedule="multistep", weight_decay=1e-4, label_smoothing=0.0,

@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import click
 
-from .choices import DATASETS
+from .choices import DATASETS, SEARCHES
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
 
@@ -80,6 +80,30 @@ class PixelFraction(click.ParamType):
 
 
 EPS = PixelFraction()
+
+
+def _target(ctx, param, value):
+    """--target: a class number or "all"."""
+    if value is None or value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither a class number nor 'all'") from None
+
+
+target_option = click.option("--target", default=None, callback=_target, metavar="CLASS|all",
+                             help="Targeted unrestricted search: toward this class number, or toward every other "
+                                  "class (all).  [default: untargeted]")
+judge_option = click.option("--judge", type=click.Path(exists=True), default=None, metavar="RUN",
+                            help="A classifier of the same data set that the search never sees: re-classifies "
+                                 "every unrestricted example; valid success = success the judge agrees with.")
+search_option = click.option("--search", type=click.Choice(SEARCHES), default="fast", show_default=True,
+                             help="Latent search setting: song2018 (Song et al.'s code: 1000 fp32 steps, judged "
+                                  "once) or fast (early stop, margin term, bf16 view).")
+eps_pix_option = click.option("--eps-pix", type=PixelFraction(allow_zero=True), default=0.0, show_default=True,
+                              help="Pixel noise eps_pix*tanh(tau) searched with z (0: pure latent; equal to "
+                                   "the L-inf threat model it makes the search an L-inf attack on G(z)).")
 
 
 def dataset_option(default: str | None = "cifar100", **kw):

@@ -6,7 +6,8 @@ from pathlib import Path
 import click
 
 from .choices import GRID_KINDS
-from .common import EPS, data_dir_option, device_option, reports_user_errors, seed_option
+from .common import (EPS, data_dir_option, device_option, eps_pix_option, judge_option, reports_user_errors,
+                     search_option, seed_option, target_option)
 
 
 def _check_png(ctx, param, value):
@@ -34,8 +35,12 @@ def _check_png(ctx, param, value):
               help="fgsm/pgd/unrestricted: examples, one per row.")
 @click.option("--columns", type=click.IntRange(min=1), default=10, show_default=True,
               help="samples: samples per class.")
-@click.option("--search-steps", type=click.IntRange(min=1), default=200, show_default=True,
-              help="unrestricted: most latent-search steps per example.")
+@search_option
+@click.option("--search-steps", type=click.IntRange(min=1), default=None,
+              help="unrestricted: most latent-search steps per example.  [default: the setting's]")
+@eps_pix_option
+@target_option
+@judge_option
 @click.option("--truncation", type=click.FloatRange(min=0, min_open=True), default=None,
               help="samples: resample latent entries beyond this magnitude (sharper, less varied). Off by default.")
 @click.option("--scale", type=click.IntRange(min=1), default=2, show_default=True,
@@ -43,19 +48,20 @@ def _check_png(ctx, param, value):
 @device_option
 @seed_option
 @reports_user_errors
-def grid(kind, gan, classifier, out, data_dir, eps, pgd_steps, rows, columns, search_steps, truncation, scale,
-         device, seed):
+def grid(kind, gan, classifier, out, data_dir, eps, pgd_steps, rows, columns, search, search_steps, eps_pix, target,
+         judge, truncation, scale, device, seed):
     """Draw a labelled image grid as a PNG.
 
     \b
     Examples:
       python cli.py grid --kind samples --gan runs/gan-digits --out samples.png
       python cli.py grid --kind pgd --classifier runs/d-pgd --eps 0.1 --rows 6 --out pgd.png
-      python cli.py grid --kind unrestricted --classifier runs/d --gan runs/gan-digits --out unrestricted.png
+      python cli.py grid --kind unrestricted --classifier runs/d --gan runs/gan-digits --judge runs/d-pgd --out u.png
+      python cli.py grid --kind unrestricted --classifier runs/d --gan runs/gan-digits --target all --out t.png
     """
     from pipeline import GridOptions, draw_grid
 
     options = GridOptions(classifier=classifier, gan=gan, data_dir=data_dir, eps=eps, rows=rows, columns=columns,
-                          pgd_steps=pgd_steps, latent_steps=search_steps, truncation=truncation, scale=scale,
-                          device=device, seed=seed)
+                          pgd_steps=pgd_steps, search=search, search_steps=search_steps, eps_pix=eps_pix,
+                          target=target, judge=judge, truncation=truncation, scale=scale, device=device, seed=seed)
     click.echo(f"wrote {draw_grid(kind, out, options)}")

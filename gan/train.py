@@ -314,5 +314,5 @@ def _summary(trainer: GANTrainer, dataset: ImageDataset, out: Path) -> dict:
                "train_seconds": round(trainer.seconds, 2),
                "images_per_second": round(images / max(trainer.seconds, 1e-9), 2)}
     if runtime.dist_info().is_main:
-        runs.update_metrics(out, summary)
+        runs.update_metrics(out, {"kind": "gan", "train": summary})
     return summary

@@ -9,13 +9,15 @@ from .claims import Verdict, claims_json, claims_markdown, judge_claims, publish
 from .common import ConfigError, check_compatible, load_compatible_gan
 from .evaluate import EvalSettings, evaluate_classifier
 from .pictures import GRID_KINDS, GridOptions, draw_grid
-from .report import ReportError, collect, markdown_table, write_report
-from .suites import SUITES, Anchor, Setting, Suite, run_suite
+from .report import ReportError, collect, markdown_table, row, write_report
+from .suites import SUITES, Anchor, Setting, Suite, autoattack_check, run_suite
 from .train import ClassifierRun, make_augmenter, train_classifier, train_gan_run
-from .unrestricted import balanced_search, find_unrestricted_set, heldout_accuracy
+from .unrestricted import (balanced_search, find_unrestricted_set, heldout_accuracy, load_judge, reference_search,
+                           search_figures, search_labels)
 
 __all__ = ["Verdict", "claims_json", "claims_markdown", "judge_claims", "published_markdown", "ConfigError",
            "check_compatible", "load_compatible_gan", "EvalSettings", "evaluate_classifier", "GRID_KINDS",
            "GridOptions", "draw_grid", "ReportError", "collect", "markdown_table", "write_report", "SUITES",
-           "Anchor", "Setting", "Suite", "run_suite", "ClassifierRun", "make_augmenter", "train_classifier",
-           "train_gan_run", "balanced_search", "find_unrestricted_set", "heldout_accuracy"]
+           "Anchor", "Setting", "Suite", "autoattack_check", "run_suite", "ClassifierRun", "make_augmenter", "train_classifier",
+           "train_gan_run", "balanced_search", "find_unrestricted_set", "heldout_accuracy", "load_judge",
+           "reference_search", "search_figures", "search_labels", "row"]

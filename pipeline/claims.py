@@ -1,11 +1,13 @@
-"""The research claims a suite re-measures, each judged from the numbers in the runs' metrics.json.
+"""The research claims a suite re-measures, each judged from the numbers in the runs' report rows.
 
 A claim whose runs are missing is reported as "not measured", never as holding; a claim that does not
-hold is reported with the numbers that contradict it. Thresholds are stated in each claim's text.
+hold is reported with the numbers that contradict it. Thresholds and margins are stated in each claim's
+text: a difference counts only when it is larger than the seed-to-seed spread (a) or than two standard
+errors of the difference of two measured proportions (f).
 
 Example::
 
-    verdicts = judge_claims({"none": metrics_none, "fgsm": metrics_fgsm, ...})
+    verdicts = judge_claims({"none": row_none, "fgsm": row_fgsm, ...})
     print(claims_markdown(verdicts))
 """
 from __future__ import annotations
@@ -26,13 +28,34 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def _a(m: dict) -> tuple[bool, str]:
-    drops = {k: m["none"]["clean_acc"] - m[k]["clean_acc"] for k in ("fgsm", "pgd")}
-    ev = ", ".join(f"{k} {_pct(m[k]['clean_acc'])}" for k in ("none", "fgsm", "pgd"))
-    return all(d > 0 for d in drops.values()), f"clean accuracy: {ev}"
+def _seeds(m: dict, name: str) -> list[dict]:
+    """The runs of one setting over its training seeds (``name``, ``name-seed1``)."""
+    return [m[n] for n in (name, f"{name}-seed1") if n in m]
 
 
-def _b(m: dict) -> tuple[bool, str]:
+def _mean(runs: list[dict], key: str) -> float:
+    return sum(r[key] for r in runs) / len(runs)
+
+
+def _range(runs: list[dict], key: str) -> float:
+    return max(r[key] for r in runs) - min(r[key] for r in runs)
+
+
+def _a(m: dict, ctx: dict) -> tuple[bool, str]:
+    clean = _seeds(m, "none")
+    holds, parts = True, []
+    for k in ("fgsm", "pgd"):
+        runs = _seeds(m, k)
+        drop = _mean(clean, "clean_acc") - _mean(runs, "clean_acc")
+        spread = max(_range(clean, "clean_acc"), _range(runs, "clean_acc"))
+        holds &= drop > spread
+        parts.append(f"{k} {_pct(_mean(runs, 'clean_acc'))} over {len(runs)} seed(s): {100 * drop:.1f} points "
+                     f"below clean training against a seed spread of {100 * spread:.1f}")
+    return holds, (f"clean accuracy, means over seeds: clean training {_pct(_mean(clean, 'clean_acc'))} "
+                   f"({len(clean)} seeds); " + "; ".join(parts) + " (holds if every drop exceeds its spread)")
+
+
+def _b(m: dict, ctx: dict) -> tuple[bool, str]:
     d = m["gan"]["clean_acc"] - m["none"]["clean_acc"]
     spread = (f"; clean training with another seed: {_pct(m['none-seed1']['clean_acc'])}"
               if "none-seed1" in m else "")
@@ -41,15 +64,28 @@ def _b(m: dict) -> tuple[bool, str]:
                             + spread)
 
 
-def _c(m: dict) -> tuple[bool, str]:
-    n = m["none"]
-    ok = n["gan_sample_acc"] > 0.5 and n["unrestricted_success_rate"] >= 0.9
-    return ok, (f"clean model: {_pct(n['gan_sample_acc'])} right on clean AC-GAN samples; the latent search "
-                f"succeeds on {_pct(n['unrestricted_success_rate'])} with the AC head keeping the class "
-                f"(accuracy on the found examples {_pct(n['unrestricted_acc'])}; needs > 50% and >= 90%)")
+def _search(r: dict, prefix: str = "unrestricted_") -> str:
+    return (f"success {_pct(r[prefix + 'success_rate'])}, valid success {_pct(r[prefix + 'valid_success_rate'])} "
+            f"(the judge accepts {_pct(r[prefix + 'valid_share'] or 0)} of the successes)")
 
 
-def _d(m: dict) -> tuple[bool, str]:
+def _c(m: dict, ctx: dict) -> tuple[bool, str]:
+    """Judged on the reference search (Song et al.'s, as their code runs it) where the suite ran it, else on
+    the evaluation's search; always on valid success."""
+    n, reference = m["none"], ctx.get("reference")
+    if reference is not None:
+        rate, how = reference["valid_success_rate"], "Song et al.'s search (song2018)"
+        ev_ref = f"{how}: " + _search(reference, "") + f", {reference['searches']} searches; "
+    else:
+        rate, how, ev_ref = n["unrestricted_valid_success_rate"], "the evaluation's search", ""
+    ok = n["gan_sample_acc"] > 0.5 and rate >= 0.9
+    return ok, (f"clean model: {_pct(n['gan_sample_acc'])} right on clean AC-GAN samples; {ev_ref}the project's "
+                f"`{n['unrestricted_search']}` search: " + _search(n) + f"; the judge is right on "
+                f"{_pct(n['unrestricted_judge_start_acc'])} of the unmodified samples (needs > 50% on samples and "
+                f">= 90% valid success with {how})")
+
+
+def _d(m: dict, ctx: dict) -> tuple[bool, str]:
     gap = m["pgd"]["pgd_acc"] - m["free"]["pgd_acc"]
     cost = m["free"]["train_seconds"] / m["none"]["train_seconds"]
     return gap <= 0.05 and cost <= 1.5, (
@@ -67,7 +103,7 @@ def _warned_at(run: dict) -> list[int]:
 FGSM_RUNS, FGSM_2EPS_RUNS = ("fgsm", "fgsm-seed1"), ("fgsm-2eps", "fgsm-2eps-seed1")
 
 
-def _e(m: dict) -> tuple[bool, str]:
+def _e(m: dict, ctx: dict) -> tuple[bool, str]:
     small = [n for n in FGSM_RUNS if n in m]
     big = [n for n in FGSM_2EPS_RUNS if n in m]
     pgd_small, pgd_big = (sum(m[n]["pgd_acc"] for n in names) / len(names) for names in (small, big))
@@ -83,42 +119,56 @@ def _e(m: dict) -> tuple[bool, str]:
                    f"run and in no 1.25-eps run); " + "; ".join(said(n) for n in small + big))
 
 
-def _f(m: dict) -> tuple[bool, str]:
-    """Two measures: held-out examples found against the clean model (judged against an independently
-    trained clean model where there is one: the model they were found against is wrong on all of them
-    by construction), and the latent search run against each model itself."""
-    key = "heldout_unrestricted_acc"
+def _two_se(p1: float, p2: float, n1: int, n2: int) -> float:
+    """Two standard errors of the difference of two measured proportions."""
+    return 2 * (p1 * (1 - p1) / max(n1, 1) + p2 * (1 - p2) / max(n2, 1)) ** 0.5
+
+
+def _f(m: dict, ctx: dict) -> tuple[bool, str]:
+    """Two measures, both on valid examples: the held-out set found against the clean model (judged against an
+    independently trained clean model where there is one: the model they were found against is wrong on all of
+    them by construction), and the latent search run against each model itself. The costs are evidence only."""
     u, n = m["unrestricted"], m["none"]
     base = "none-seed1" if "none-seed1" in m else "none"
-    b = m[base]
-    holds = u[key] > b[key] and u["unrestricted_success_rate"] < n["unrestricted_success_rate"]
+    b, found = m[base], u["heldout_found"]
+    held_diff = u["heldout_unrestricted_acc"] - b["heldout_unrestricted_acc"]
+    held_margin = _two_se(u["heldout_unrestricted_acc"], b["heldout_unrestricted_acc"], found, found)
+    key = "unrestricted_valid_success_rate"
+    search_diff = n[key] - u[key]
+    search_margin = _two_se(n[key], u[key], n["unrestricted_searches"], u["unrestricted_searches"])
+    holds = held_diff > held_margin and search_diff > search_margin
     return holds, (
-        f"held-out unrestricted examples (found against `none`): {_pct(u[key])} right after training with "
-        f"unrestricted examples vs {_pct(b[key])} for clean training (`{base}`"
-        + (f"; `none` itself: {_pct(n[key])}" if base != "none" else "") + "); the latent search against the "
-        f"model itself succeeds on {_pct(u['unrestricted_success_rate'])} vs {_pct(n['unrestricted_success_rate'])} "
-        f"(holds if both improve); cost: clean {100 * (u['clean_acc'] - n['clean_acc']):+.1f} points, "
-        f"PGD {100 * (u['pgd_acc'] - n['pgd_acc']):+.1f} points")
+        f"held-out valid unrestricted examples ({found}, found against `none`): {_pct(u['heldout_unrestricted_acc'])} "
+        f"right after training with unrestricted examples vs {_pct(b['heldout_unrestricted_acc'])} for clean "
+        f"training (`{base}`; {100 * held_diff:+.1f} points, margin {100 * held_margin:.1f})"
+        + (f"; `none` itself: {_pct(n['heldout_unrestricted_acc'])}" if base != "none" else "")
+        + f"; the search's valid success against the model itself: {_pct(u[key])} vs {_pct(n[key])} for clean "
+        f"training ({100 * search_diff:.1f} points lower, margin {100 * search_margin:.1f}); holds if both "
+        f"improve by more than their margin (two standard errors). Cost: clean "
+        f"{100 * (u['clean_acc'] - n['clean_acc']):+.1f} points, PGD {100 * (u['pgd_acc'] - n['pgd_acc']):+.1f} points")
 
 
-CLAIMS: list[tuple[str, str, tuple[str, ...], Callable[[dict], tuple[bool, str]]]] = [
-    ("a", "FGSM/PGD adversarial training lowers clean accuracy compared with clean training",
-     ("none", "fgsm", "pgd"), _a),
+CLAIMS: list[tuple[str, str, tuple[str, ...], Callable[[dict, dict], tuple[bool, str]]]] = [
+    ("a", "FGSM/PGD adversarial training lowers clean accuracy compared with clean training, by more than "
+          "the seed-to-seed spread", ("none", "fgsm", "pgd"), _a),
     ("b", "GAN-sample augmentation leaves clean accuracy about unchanged (within 1 point)", ("none", "gan"), _b),
-    ("c", "the clean model is right on most clean AC-GAN samples, and the latent search drives that to ~0% "
-          "on found examples while the AC head keeps the class (success >= 90%)", ("none",), _c),
+    ("c", "the clean model is right on most clean AC-GAN samples, and the latent search turns most of them into "
+          "valid unrestricted adversarial examples: the classifier fooled, the AC head keeping the class and an "
+          "independent judge seeing it too (valid success >= 90%)", ("none",), _c),
     ("d", "free training reaches PGD robustness within a few points of PGD training at about the cost of "
           "clean training", ("none", "pgd", "free"), _d),
     ("e", "FGSM with a 2 eps step collapses PGD accuracy (catastrophic overfitting) while 1.25 eps with a "
           "random start does not, and the overfitting guard warned in the collapsing run",
      ("fgsm", "fgsm-2eps"), _e),
-    ("f", "training with unrestricted examples raises accuracy on unrestricted examples relative to clean "
-          "training (and costs clean and PGD accuracy)", ("none", "unrestricted"), _f),
+    ("f", "training with unrestricted examples raises accuracy on valid unrestricted examples relative to clean "
+          "training: on examples found against another model and against the model itself", ("none", "unrestricted"),
+     _f),
 ]
 
 
-def judge_claims(metrics: dict[str, dict]) -> list[Verdict]:
-    """One verdict per claim from ``{run name: metrics.json}``."""
+def judge_claims(metrics: dict[str, dict], reference: dict | None = None) -> list[Verdict]:
+    """One verdict per claim from ``{run name: report row}`` (``report.collect``); ``reference``: the figures
+    of Song et al.'s search against the clean model, where the suite ran it (claim c)."""
     out = []
     for key, text, needs, judge in CLAIMS:
         missing = [n for n in needs if n not in metrics]
@@ -126,7 +176,7 @@ def judge_claims(metrics: dict[str, dict]) -> list[Verdict]:
             out.append(Verdict(key, text, None, f"not measured: no run {', '.join(missing)}"))
             continue
         try:
-            holds, evidence = judge(metrics)
+            holds, evidence = judge(metrics, {"reference": reference})
         except (KeyError, TypeError, ZeroDivisionError) as e:   # a number the evaluation did not produce
             out.append(Verdict(key, text, None, f"not measured: {type(e).__name__} {e}"))
             continue

@@ -2,7 +2,8 @@
 
 - ``samples``: class-conditional AC-GAN samples (rows = classes);
 - ``fgsm`` / ``pgd``: test images | adversarial versions | amplified perturbation, true and predicted classes;
-- ``unrestricted``: start G(z0, y) | found G(z*, y) | difference, with the classifier's and AC head's verdicts.
+- ``unrestricted``: start G(z0, y) | found G(z*, y) | difference (each row on its own scale), captioned with
+  the classifier's prediction and the validity judge's; with ``target="all"`` one found image per target class.
 
 Example::
 
@@ -24,7 +25,7 @@ from grids import amplify, save_comparison_grid
 from registry import Registry
 
 from .common import ConfigError, load_compatible_gan
-from .unrestricted import balanced_search
+from .unrestricted import balanced_search, load_judge
 
 @dataclass
 class GridOptions:
@@ -36,7 +37,11 @@ class GridOptions:
     rows: int = 8                      # examples (fgsm, pgd, unrestricted)
     columns: int = 10                  # samples per class (samples)
     pgd_steps: int = 20
-    latent_steps: int = 200            # most search steps per unrestricted example
+    search: str = "fast"               # unrestricted: the latent search setting (attacks.SEARCHES)
+    search_steps: int | None = None    # unrestricted: None = the setting's steps
+    eps_pix: float = 0.0               # unrestricted: pixel noise (0: pure latent)
+    target: int | str | None = None    # unrestricted: None, a target class, or "all"
+    judge: str | None = None           # unrestricted: classifier run that judges validity (captions)
     truncation: float | None = None    # samples: resample latent entries beyond this magnitude
     scale: int = 3                     # integer upscaling of each image
     device: str = "auto"
@@ -105,20 +110,37 @@ def attack_grid(kind: str, out: Path, o: GridOptions) -> Path:
 
 @GRID_KINDS.register("unrestricted")
 def unrestricted_grid(out: Path, o: GridOptions) -> Path:
-    """PNG: start G(z0, y) | found G(z*, y) | amplified difference, one row per class-balanced sample,
-    captioned with the classifier's prediction and the AC head's class."""
+    """PNG of latent searches against the classifier, one row per class-balanced source sample: start
+    G(z0, y) | found | difference (amplified, each row on its own scale), or with ``target="all"`` start | one
+    found image per target class. Captions: the classifier's prediction and, with a judge, the judge's class
+    (``ok``: a valid success; ``x``: the search failed)."""
     _need(o, "unrestricted", "classifier", "gan")
     dev = runtime.pick_device(o.device)
     model, ckpt = load_classifier(o.classifier, dev)
     ds = load_dataset(ckpt["dataset"], o.data_dir)
     loaded = load_compatible_gan(o.gan, ds, dev)
-    labels, res = balanced_search(model, loaded, o.rows, steps=o.latent_steps, seed=o.seed, device=dev)
-    name = lambda i: ds.classes[int(i)][:12]
-    diff = (res.x - res.x0).abs().amax().item()
-    captions = [[f"{name(y)}: {name(p)}" for y, p in zip(labels, predict(model, res.x0))],
-                [f"{name(p)} / AC {name(a)}" + ("" if ok else " (fail)")
-                 for p, a, ok in zip(res.pred, res.ac_pred, res.success)],
-                [f"+-{diff:.2f}" for _ in labels]]
-    save_comparison_grid([res.x0, res.x, amplify(res.x - res.x0, diff)], out, scale=o.scale, captions=captions,
-                         col_labels=["start y: pred", "found: pred/AC", "difference"], font_size=10)
+    judge = load_judge(o.judge, ds, dev, searched=o.classifier)
+    run = balanced_search(model, loaded, o.rows, search=o.search, steps=o.search_steps, eps_pix=o.eps_pix,
+                          target=o.target, seed=o.seed, device=dev, progress=True)
+    r, name = run.result, lambda i: ds.classes[int(i)]
+    verdict = predict(judge, r.x) if judge is not None else None
+
+    def found(i: int) -> str:
+        text = (f"-> {name(run.targets[i])}: " if run.targets is not None else "") + f"f {name(r.pred[i])}"
+        if verdict is not None:
+            text += f" | J {name(verdict[i])}"
+        return text + ("" if r.success[i] else " x")
+    if o.target == "all":
+        k = ds.num_classes - 1
+        columns = [r.x0[::k]] + [r.x[j::k] for j in range(k)]
+        captions = [[f"{name(y)}: f {name(p)}" for y, p in zip(run.labels[::k], predict(model, r.x0[::k]))]]
+        captions += [[found(i) for i in range(j, len(run.labels), k)] for j in range(k)]
+        labels = ["start y: f"] + [f"target {j + 1}" for j in range(k)]
+    else:
+        radius = (r.x - r.x0).flatten(1).abs().amax(1)                             # [N]: each row's scale
+        columns = [r.x0, r.x, amplify(r.x - r.x0, radius)]
+        captions = [[f"{name(y)}: f {name(p)}" for y, p in zip(run.labels, predict(model, r.x0))],
+                    [found(i) for i in range(len(run.labels))], [f"+-{v:.2f}" for v in radius.tolist()]]
+        labels = ["start y: f", "found: f | judge", "difference"]
+    save_comparison_grid(columns, out, scale=o.scale, captions=captions, col_labels=labels, font_size=10)
     return out

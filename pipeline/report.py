@@ -1,5 +1,8 @@
 """Comparison report across runs: metrics.json of several run directories -> Markdown, CSV, bar chart.
 
+A run's metrics.json has one section per writer (``train``, ``evaluation``, ``heldout``); ``row`` reads each
+figure from its section into one flat row per run, the only place where the sections meet.
+
 Example::
 
     rows = collect(["runs/none", "runs/fgsm"])
@@ -16,23 +19,26 @@ from matplotlib.figure import Figure
 
 import runs
 
-# (metrics.json key, column title, kind): kind "acc" prints as a percentage
+# (row key, column title, kind): kind "acc" prints as a percentage, "points" as a difference of two
 COLUMNS: list[tuple[str, str, str]] = [
     ("augment", "augment", "text"),
     ("clean_acc", "clean acc", "acc"),
     ("fgsm_acc", "FGSM acc", "acc"),
     ("pgd_acc", "PGD acc", "acc"),
+    ("autoattack_acc", "AutoAttack acc", "acc"),
+    ("autoattack_gap", "PGD - AutoAttack (points, same images)", "points"),
     ("gan_sample_acc", "GAN-sample acc", "acc"),
     ("unrestricted_success_rate", "unrestricted success", "acc"),
+    ("unrestricted_valid_success_rate", "unrestricted valid success", "acc"),
     ("unrestricted_mean_steps", "search steps to success", "decimal"),
     ("heldout_unrestricted_acc", "held-out unrestricted acc", "acc"),
     ("train_seconds", "train time (s)", "count"),
     ("eval_seconds", "eval time (s)", "count"),
-    ("images_per_second", "images/s", "count"),
 ]
-BARS = [("clean_acc", "clean"), ("fgsm_acc", "FGSM"), ("pgd_acc", "PGD"), ("gan_sample_acc", "GAN samples"),
-        ("unrestricted_acc", "unrestricted examples (found against that model)"),
-        ("heldout_unrestricted_acc", "held-out unrestricted examples (found against the first clean model)")]
+BARS = [("clean_acc", "clean"), ("fgsm_acc", "FGSM"), ("pgd_acc", "PGD"), ("autoattack_acc", "AutoAttack"),
+        ("gan_sample_acc", "GAN samples"),
+        ("unrestricted_valid_success_rate", "valid unrestricted examples found against that model (search success)"),
+        ("heldout_unrestricted_acc", "held-out valid unrestricted examples (found against the first clean model)")]
 
 
 class ReportError(Exception):
@@ -40,17 +46,40 @@ class ReportError(Exception):
 
 
 def collect(run_dirs: list[str | os.PathLike]) -> list[dict]:
-    """One row per run: its metrics.json plus ``run`` (the folder name)."""
+    """One row per run (``row``), named after its folder."""
     rows = []
     for d in run_dirs:
         path = Path(d) / "metrics.json"
         if not path.is_file():
             raise ReportError(f"{d} has no metrics.json: train and evaluate it first")
-        config = Path(d) / "config.json"
-        if config.is_file() and runs.read_json(config).get("kind") == "gan":
-            raise ReportError(f"{d} is an AC-GAN run: report compares classifier runs")
-        rows.append({"run": Path(d).name, **runs.read_json(path)})
+        metrics = runs.read_json(path)
+        if metrics.get("kind") != "classifier" or "train" not in metrics:
+            what = "an AC-GAN run" if metrics.get("kind") == "gan" else "not a classifier run of this version"
+            raise ReportError(f"{d} is {what}: report compares classifier runs")
+        rows.append({"run": Path(d).name, **row(metrics)})
     return rows
+
+
+def row(metrics: dict) -> dict:
+    """A classifier run's figures, flat: training's from ``train``, evaluation's from ``evaluation`` (clean
+    accuracy falls back to the last epoch's test accuracy, the same measurement), the suite's held-out
+    accuracy from ``heldout``."""
+    t, e, h = metrics["train"], metrics.get("evaluation") or {}, metrics.get("heldout") or {}
+    aug, aa, gan, u = t.get("augment", {}), e.get("autoattack") or {}, e.get("gan") or {}, e.get("unrestricted") or {}
+    return {
+        "augment": aug.get("name"), "craft_bn": aug.get("craft_bn"), "dataset": e.get("dataset", t.get("dataset")),
+        "epsilon": e.get("epsilon", aug.get("eps")), "clean_acc": e.get("clean_acc", t.get("test_acc")),
+        "fgsm_acc": e.get("fgsm_acc"), "pgd_acc": e.get("pgd_acc"), "pgd_steps": e.get("pgd_steps"),
+        "attack_samples": e.get("attack_samples"), "autoattack_acc": aa.get("acc"), "autoattack_gap": aa.get("gap"),
+        "autoattack_pgd_acc": aa.get("pgd_acc_same_images"), "autoattack_samples": aa.get("samples"),
+        "autoattack_stderr": aa.get("acc_stderr"), "autoattack_seconds": aa.get("seconds"),
+        "gan_sample_acc": gan.get("gan_sample_acc"),
+        **{f"unrestricted_{k}": v for k, v in u.items()},
+        "heldout_unrestricted_acc": h.get("acc"), **{f"heldout_{k}": v for k, v in h.items() if k != "acc"},
+        "train_seconds": t.get("train_seconds"), "eval_seconds": e.get("eval_seconds"),
+        "images_per_second": t.get("images_per_second"), "epochs_done": t.get("epochs_done"),
+        "stopped_early_at_epoch": t.get("stopped_early_at_epoch"), "history": t.get("history", []),
+    }
 
 
 def _fmt(value, kind: str) -> str:
@@ -62,6 +91,8 @@ def _fmt(value, kind: str) -> str:
         return f"{value:.0f}"
     if kind == "decimal":
         return f"{value:.1f}"
+    if kind == "points":
+        return f"{100 * value:+.1f}"
     return str(value)
 
 

@@ -1,7 +1,9 @@
 """Suites of runs: train the AC-GAN, one classifier per setting, evaluate all alike, write the report.
 
-A suite is data (the dataclasses below); ``run_suite`` is idempotent: finished runs are skipped,
-interrupted ones resumed, so re-running the same command after Ctrl-C continues where it stopped.
+A suite is data (the dataclasses and the ``SUITES`` table below); ``run_suite`` is idempotent: finished runs
+are skipped, interrupted ones resumed, so re-running the same command after Ctrl-C continues where it stopped.
+Every run is trained first, then every run is evaluated, so that the validity judge (the suite's PGD-trained
+model) exists when the unrestricted examples of the others are judged.
 
 Example::
 
@@ -19,12 +21,10 @@ import runs
 import runtime
 from classifier import TrainConfig
 
-from .claims import claims_json, claims_markdown, judge_claims, published_markdown
 from .evaluate import EvalSettings, evaluate_classifier
-from .pictures import GridOptions, draw_grid
-from .report import collect, write_report
+from .suite_report import GAN_DIR, pictures_and_report
 from .train import ClassifierRun, train_classifier, train_gan_run
-from .unrestricted import find_unrestricted_set, heldout_accuracy
+from .unrestricted import find_unrestricted_set, heldout_accuracy, reference_search
 
 
 @dataclass
@@ -48,6 +48,9 @@ class Anchor:
     source: str
 
 
+ADVERSARIAL = ("fgsm", "pgd", "free")  # augmenters whose models get AutoAttack in a suite's evaluation
+
+
 @dataclass
 class Suite:
     name: str
@@ -59,18 +62,32 @@ class Suite:
     gan_preset: str = "small"
     gan_steps: int | None = None       # None: the preset's default
     needs_gan: bool = True
+    judge: str | None = None           # the run that judges unrestricted examples' validity (its own: judge2)
+    judge2: str | None = None          # the judge's judge
+    autoattack: bool = False           # AutoAttack for every adversarially trained run (EvalSettings' subset)
     heldout_unrestricted: int = 0      # searches for a held-out set of unrestricted examples vs the first run
-    heldout_steps: int = 200           # latent steps per held-out search
+    heldout_steps: int | None = None   # latent steps per held-out search (None: the search setting's)
+    reference_search: int = 0          # song2018 searches against the first run (claim c), 0: none
+    reference_steps: int | None = None # their steps (None: the reference's 1,000; fewer only to test the suite)
     claims: bool = False               # judge the research claims (claims.py) into the report
     anchors: tuple[Anchor, ...] = ()   # published figures to state the distance to
+    report_dir: str = ""               # where the report goes, relative to the suite folder ("": the folder)
 
     def __post_init__(self):
         names = [s.name for s in self.settings]
         if len(set(names)) != len(names) or GAN_DIR in names or "pictures" in names:
             raise ValueError(f"suite {self.name}: run names must be unique and not {GAN_DIR!r} or 'pictures'")
 
+    def judge_for(self, name: str) -> str | None:
+        """The run that judges the unrestricted examples found against run ``name`` (never ``name`` itself)."""
+        judge = self.judge2 if name == self.judge else self.judge
+        return judge if judge != name else None
 
-GAN_DIR = "acgan"                      # the suite's AC-GAN run, beside the classifier runs
+
+
+HELDOUT = "heldout_unrestricted.pt"
+HELDOUT_SEED = 12_345                  # apart from every training pool's and evaluation's RNG streams
+REFERENCE = "reference_search.json"
 
 
 def _settings(pgd_steps: int, replays: int, *, claims: bool = False) -> list[Setting]:
@@ -91,6 +108,17 @@ def _settings(pgd_steps: int, replays: int, *, claims: bool = False) -> list[Set
     ]
 
 
+def _ablations(pgd_steps: int) -> list[Setting]:
+    """Crafting with batch norm in train mode (the references', the default) against eval mode, for FGSM
+    with both step sizes and PGD, two training seeds each. The train-mode runs are the claims suite's."""
+    base = [Setting("fgsm", "fgsm", cost=2), Setting("fgsm-2eps", "fgsm", {"alpha": 0.2}, cost=2),
+            Setting("pgd", "pgd", {"steps": pgd_steps}, cost=pgd_steps + 1)]
+    seeds = [t for s in base for t in (s, replace(s, name=f"{s.name}-seed1", seed_offset=1))]
+    evalbn = [replace(s, name=s.name.replace("-seed1", "") + "-evalbn" + ("-seed1" if s.seed_offset else ""),
+                      augment_kw={**s.augment_kw, "craft_bn": "eval"}) for s in seeds]
+    return [*seeds, *evalbn]
+
+
 # Fashion-MNIST at eps 0.1 with small CNNs, as the issue quotes them
 _FMNIST_SOURCE = "Croce, Andriushchenko & Hein 2019 (Table 1); Song, Shokri & Mittal 2019"
 FASHION_MNIST_ANCHORS = (
@@ -99,32 +127,40 @@ FASHION_MNIST_ANCHORS = (
     Anchor("pgd", "clean_acc", 0.885, 0.909, _FMNIST_SOURCE),
     Anchor("pgd", "pgd_acc", 0.68, 0.785, _FMNIST_SOURCE),
 )
+_FMNIST_TRAIN = TrainConfig(epochs=6, batch_size=128, lr=0.1, schedule="cosine")
+_FMNIST_EVAL = EvalSettings(pgd_steps=20, restarts=2, subset=1000, autoattack_subset=200, gan_samples=1000,
+                            unrestricted_samples=200)
+_FMNIST = dict(gan_steps=6000, judge="pgd", judge2="free", autoattack=True)
 
 SUITES: dict[str, Suite] = {
     # digits, end to end in minutes on 2 CPU cores: the README's quick demo
     "demo": Suite("demo", "digits", "densenet-bc-22-8",
                   TrainConfig(epochs=12, batch_size=64, lr=0.1, schedule="cosine"),
                   settings=_settings(pgd_steps=3, replays=4),
-                  eval=EvalSettings(pgd_steps=10, restarts=1, gan_samples=500, unrestricted_samples=100,
-                                    latent_steps=100)),
+                  eval=EvalSettings(pgd_steps=10, restarts=1, gan_samples=500, unrestricted_samples=100),
+                  judge="pgd", judge2="free"),
     # `reproduce`: the research claims on Fashion-MNIST (eps 0.1) within ~150 min on 2 CPU cores
-    "fashion-mnist": Suite("fashion-mnist", "fashion-mnist", "densenet-bc-22-8",
-                           TrainConfig(epochs=6, batch_size=128, lr=0.1, schedule="cosine"),
-                           settings=_settings(pgd_steps=3, replays=4, claims=True),
-                           eval=EvalSettings(pgd_steps=20, restarts=2, subset=1000, gan_samples=1000,
-                                             unrestricted_samples=200, latent_steps=100),
-                           gan_steps=6000, heldout_unrestricted=500, heldout_steps=100, claims=True,
-                           anchors=FASHION_MNIST_ANCHORS),
+    "fashion-mnist": Suite("fashion-mnist", "fashion-mnist", "densenet-bc-22-8", _FMNIST_TRAIN,
+                           settings=_settings(pgd_steps=3, replays=4, claims=True), eval=_FMNIST_EVAL,
+                           heldout_unrestricted=500, reference_search=200, claims=True,
+                           anchors=FASHION_MNIST_ANCHORS, **_FMNIST),
+    # `reproduce --ablations`: crafting mode of FGSM/PGD training, train vs eval BN, two seeds (same folder)
+    "fashion-mnist-ablations": Suite("fashion-mnist-ablations", "fashion-mnist", "densenet-bc-22-8", _FMNIST_TRAIN,
+                                     settings=_ablations(pgd_steps=3), eval=_FMNIST_EVAL, report_dir="ablations",
+                                     **_FMNIST),
     # `reproduce --full`: a longer, paper-like schedule for a GPU
     "fashion-mnist-full": Suite("fashion-mnist-full", "fashion-mnist", "densenet-bc-40-12",
                                 TrainConfig(epochs=40, batch_size=128, lr=0.1, schedule="multistep"),
                                 settings=_settings(pgd_steps=7, replays=8, claims=True),
-                                eval=EvalSettings(pgd_steps=20, restarts=2, gan_samples=5000,
-                                                  unrestricted_samples=1000, latent_steps=200),
-                                gan_preset="cifar", gan_steps=20_000, heldout_unrestricted=2000,
-                                heldout_steps=200, claims=True, anchors=FASHION_MNIST_ANCHORS),
+                                eval=EvalSettings(pgd_steps=20, restarts=2, autoattack_subset=1000, gan_samples=5000,
+                                                  unrestricted_samples=1000),
+                                gan_preset="cifar", gan_steps=20_000, judge="pgd", judge2="free", autoattack=True,
+                                heldout_unrestricted=2000, reference_search=1000, claims=True,
+                                anchors=FASHION_MNIST_ANCHORS),
 }
 
+
+# ----------------------------------------------------------------------------- running a suite
 
 def run_suite(suite: Suite, out: str | Path, *, data_dir: str = "datasets", device: str = "auto",
               seed: int = 0) -> dict:
@@ -141,45 +177,56 @@ def run_suite(suite: Suite, out: str | Path, *, data_dir: str = "datasets", devi
 
 def _run_suite(suite: Suite, out: Path, data_dir: str, device: str) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    runs.write_json(out / "suite.json", asdict(suite))
+    runs.write_json(out / (f"{suite.report_dir}/suite.json" if suite.report_dir else "suite.json"), asdict(suite))
     gan_dir = out / GAN_DIR
     if suite.needs_gan:
         _log(f"[gan] AC-GAN ({suite.gan_preset} preset) on {suite.dataset}")
         _train_gan(suite, gan_dir, data_dir, device)
     clock = _Clock(sum((s.epochs or suite.train.epochs) * s.cost for s in suite.settings))
     for i, s in enumerate(suite.settings, 1):
-        run_dir = out / s.name
-        _log(f"[run {i}/{len(suite.settings)}] {s.name} (augment={s.augment}); {clock.status()}")
+        _log(f"[train {i}/{len(suite.settings)}] {s.name} (augment={s.augment}); {clock.status()}")
         t0 = time.perf_counter()
-        _train_setting(suite, s, run_dir, gan_dir, data_dir, device)
-        _evaluate(suite, run_dir, gan_dir, data_dir, device)
-        clock.done((s.epochs or suite.train.epochs) * s.cost, _run_seconds(run_dir, time.perf_counter() - t0))
+        _train_setting(suite, s, out / s.name, gan_dir, data_dir, device)
+        clock.done((s.epochs or suite.train.epochs) * s.cost, _train_seconds(out / s.name, time.perf_counter() - t0))
+    for i, s in enumerate(suite.settings, 1):
+        settings = _eval_settings(suite, s, out, gan_dir)
+        if _evaluated(out / s.name) != _jsonable(asdict(settings)):
+            _log(f"[evaluate {i}/{len(suite.settings)}] {s.name}")
+            evaluate_classifier(out / s.name, settings, data_dir=data_dir, device=device)
+    if suite.needs_gan and suite.reference_search:
+        _reference(suite, out, gan_dir, data_dir, device)
     if suite.needs_gan and suite.heldout_unrestricted:
         _heldout(suite, out, gan_dir, data_dir, device)
-    return _pictures_and_report(suite, out, gan_dir, data_dir, device)
+    return pictures_and_report(suite, out, gan_dir, data_dir, device)
 
 
-HELDOUT = "heldout_unrestricted.pt"
-HELDOUT_SEED = 12_345                  # apart from every training pool's and evaluation's RNG streams
-
-
-def _heldout(suite: Suite, out: Path, gan_dir: Path, data_dir: str, device: str) -> None:
-    """Unrestricted examples found against the first (clean) run, then every run's accuracy on them."""
-    path = out / HELDOUT
-    if path.is_file():
-        found = runs.load_checkpoint(path, kind="unrestricted-set")
-    else:
-        _log(f"[held-out] searching {suite.heldout_unrestricted} unrestricted examples against "
-             f"{suite.settings[0].name}")
-        found = find_unrestricted_set(out / suite.settings[0].name, gan_dir, path, n=suite.heldout_unrestricted,
-                                      latent_steps=suite.heldout_steps, data_dir=data_dir, device=device,
-                                      seed=HELDOUT_SEED + suite.train.seed)
+def autoattack_check(suite: Suite, out: str | Path, *, n: int = 500, data_dir: str = "datasets",
+                     device: str = "auto", seed: int = 0) -> dict:
+    """AutoAttack (standard, fp32) and the suite's PGD on the same first ``n`` test images for every
+    adversarially trained run of a finished suite in ``out``, each timed; written to
+    ``out/autoattack-<n>.json`` and ``.md`` (a run already measured with these settings is skipped)."""
+    out = Path(out)
+    path = out / f"autoattack-{n}.json"
+    done = runs.read_json(path) if path.is_file() else {}
+    settings = replace(suite.eval, seed=seed, subset=n, autoattack=True, autoattack_subset=n, attacks=True, gan=None)
     for s in suite.settings:
-        if "heldout_unrestricted_acc" not in runs.read_json(out / s.name / "metrics.json"):
-            runs.update_metrics(out / s.name, {
-                "heldout_unrestricted_acc": heldout_accuracy(out / s.name, found, device),
-                "heldout_unrestricted_found": found["found"], "heldout_unrestricted_searched": found["searched"],
-                "heldout_unrestricted_search_seconds": found.get("seconds")})
+        if s.augment not in ADVERSARIAL or done.get(s.name, {}).get("settings") == _jsonable(asdict(settings)):
+            continue
+        if not (out / s.name / runs.CHECKPOINT_NAME).is_file():
+            raise runs.RunDirError(f"{out / s.name} holds no trained run: run the suite first")
+        _log(f"[autoattack {n}] {s.name}")
+        block = evaluate_classifier(out / s.name, settings, data_dir=data_dir, device=device, write=False)
+        done[s.name] = {"settings": _jsonable(asdict(settings)), "pgd_acc": block["pgd_acc"],
+                        "autoattack": block["autoattack"], "seconds": block["eval_seconds"]}
+        runs.write_json(path, done)
+    lines = [f"| run | PGD-{settings.pgd_steps} | AutoAttack | PGD - AutoAttack (points) | PGD robust, AutoAttack "
+             f"breaks | AutoAttack time (min) |", "|---|---|---|---|---|---|"]
+    for name, r in done.items():
+        a = r["autoattack"]
+        lines.append(f"| {name} | {100 * r['pgd_acc']:.1f}% | {100 * a['acc']:.1f}% | {100 * a['gap']:+.1f} | "
+                     f"{a['pgd_only']} of {a['samples']} | {a['seconds'] / 60:.1f} |")
+    runs.atomic_write_bytes(out / f"autoattack-{n}.md", ("\n".join(lines) + "\n").encode())
+    return done
 
 
 def _train_gan(suite: Suite, gan_dir: Path, data_dir: str, device: str) -> None:
@@ -197,102 +244,68 @@ def _train_setting(suite: Suite, s: Setting, run_dir: Path, gan_dir: Path, data_
     train_classifier(run, run_dir, device=device, resume=(run_dir / runs.CHECKPOINT_NAME).is_file())
 
 
-def _evaluate(suite: Suite, run_dir: Path, gan_dir: Path, data_dir: str, device: str) -> None:
-    settings = replace(suite.eval, gan=str(gan_dir) if suite.needs_gan else None)
-    done = runs.read_json(run_dir / "metrics.json").get("eval_settings")
-    if done != _jsonable(asdict(settings)):
-        evaluate_classifier(run_dir, settings, data_dir=data_dir, device=device)
+def _eval_settings(suite: Suite, s: Setting, out: Path, gan_dir: Path) -> EvalSettings:
+    judge = suite.judge_for(s.name) if suite.needs_gan else None
+    return replace(suite.eval, gan=str(gan_dir) if suite.needs_gan else None,
+                   judge=str(out / judge) if judge else None,
+                   autoattack=suite.autoattack and s.augment in ADVERSARIAL)
 
 
-def _pictures_and_report(suite: Suite, out: Path, gan_dir: Path, data_dir: str, device: str) -> dict:
-    pictures = out / "pictures"
-    options = GridOptions(classifier=str(out / suite.settings[0].name), gan=str(gan_dir) if suite.needs_gan else None,
-                          data_dir=data_dir, device=device, seed=suite.train.seed)
-    for kind in ("fgsm", "pgd"):
-        draw_grid(kind, pictures / f"{kind}.png", options)
-    if suite.needs_gan:
-        draw_grid("samples", pictures / "samples.png", replace(options, scale=2, seed=suite.train.seed + 1))
-        draw_grid("unrestricted", pictures / "unrestricted.png", options)
-    rows = collect([out / s.name for s in suite.settings])
-    by_run = {r["run"]: r for r in rows}
-    extra = "\n## Settings\n\n" + settings_markdown(suite, out, by_run)
-    if suite.claims:
-        verdicts = judge_claims(by_run)
-        runs.write_json(out / "claims.json", claims_json(verdicts))
-        extra += "\n## The claims, judged from these numbers\n\n" + claims_markdown(verdicts) + "\n"
-    if suite.anchors:
-        extra += ("\n## Distance to published figures\n\n"
-                  + published_markdown(by_run, suite.anchors) + "\n")
-    paths = write_report(rows, out, title=_title(suite), extra_md=extra)
-    _log(f"report: {paths['md']}  pictures: {pictures}")
-    return paths
+def _evaluated(run_dir: Path) -> dict | None:
+    """The settings of the run's current evaluation block (None when it has none)."""
+    path = run_dir / "metrics.json"
+    return runs.read_json(path).get("evaluation", {}).get("settings") if path.is_file() else None
 
 
-def _title(suite: Suite) -> str:
-    """'fashion-mnist, densenet-bc-22-8' (the suite's name only where it is not the data set's)."""
-    what = f"{suite.dataset}, {suite.arch}"
-    return what if suite.name == suite.dataset else f"{suite.name}: {what}"
+def _reference(suite: Suite, out: Path, gan_dir: Path, data_dir: str, device: str) -> None:
+    """Song et al.'s search as their code runs it, against the first (clean) run, judged alike (claim c)."""
+    path = out / REFERENCE
+    clean, judge = out / suite.settings[0].name, suite.judge_for(suite.settings[0].name)
+    want = {"searches": suite.reference_search, "steps": suite.reference_steps, "seed": suite.eval.seed,
+            "judge": judge}
+    if path.is_file() and runs.read_json(path).get("request") == want:
+        return
+    _log(f"[reference search] {suite.reference_search} song2018 searches against {suite.settings[0].name}")
+    figures = reference_search(clean, gan_dir, n=suite.reference_search, steps=suite.reference_steps,
+                               judge_run=out / judge if judge else None, data_dir=data_dir, device=device,
+                               seed=suite.eval.seed)
+    runs.write_json(path, {"request": want, **figures})
 
 
-def settings_markdown(suite: Suite, out: Path, by_run: dict[str, dict]) -> str:
-    """What the suite ran with, and how long each part took, as Markdown (for the report);
-    ``by_run``: run name -> its metrics.json."""
-    t, e = suite.train, suite.eval
-    eps = next((r["epsilon"] for r in by_run.values() if r.get("epsilon") is not None), e.eps)
-    lines = [f"- data set `{suite.dataset}`" + (f", L-inf eps {eps:.4g}" if eps is not None else "")
-             + f"; seed {t.seed}",
-             f"- classifier `{suite.arch}`: {t.epochs} epochs, batch {t.batch_size}, SGD lr {t.lr} "
-             f"({t.schedule}), momentum {t.momentum}, weight decay {t.weight_decay}, "
-             f"{'bf16 autocast' if t.amp else 'fp32'}{', channels-last' if t.channels_last else ''}"]
-    gan = runs.read_json(out / GAN_DIR / "metrics.json") if suite.needs_gan else {}
-    if gan:
-        lines.append(f"- AC-GAN: preset `{suite.gan_preset}`, {gan.get('gan_steps', suite.gan_steps)} generator steps, "
-                     f"{gan.get('train_seconds', 0) / 60:.1f} min of training")
-    lines.append(f"- evaluation, identical for every run: clean accuracy on the whole test split; FGSM and "
-                 f"PGD-{e.pgd_steps} ({'+'.join(e.losses).upper()} losses, {e.restarts} restart(s) each, worst "
-                 f"case per sample) on {_images(e.subset)}"
-                 + (f"; {e.gan_samples} AC-GAN samples; {e.unrestricted_samples} latent searches of up to "
-                    f"{e.latent_steps} steps" if suite.needs_gan else ""))
-    held = next((r for r in by_run.values() if r.get("heldout_unrestricted_searched")), None)
-    if held:
-        lines.append(f"- held-out unrestricted set: {held['heldout_unrestricted_found']} of "
-                     f"{held['heldout_unrestricted_searched']} searches ({suite.heldout_steps} steps) against "
-                     f"`{suite.settings[0].name}` succeeded"
-                     + (f" ({held['heldout_unrestricted_search_seconds'] / 60:.1f} min)"
-                        if held.get("heldout_unrestricted_search_seconds") else ""))
-    table = ["| run | augment | options | epochs | train (min) | evaluation (min) |", "|---|---|---|---|---|---|"]
+def _heldout(suite: Suite, out: Path, gan_dir: Path, data_dir: str, device: str) -> None:
+    """Valid unrestricted examples found against the first (clean) run, then every run's accuracy on them."""
+    path = out / HELDOUT
+    if path.is_file():
+        found = runs.load_checkpoint(path, kind="unrestricted-set")
+    else:
+        first = suite.settings[0].name
+        judge = suite.judge_for(first)
+        _log(f"[held-out] searching {suite.heldout_unrestricted} unrestricted examples against {first}")
+        found = find_unrestricted_set(out / first, gan_dir, path, n=suite.heldout_unrestricted,
+                                      judge_run=out / judge if judge else None, steps=suite.heldout_steps,
+                                      data_dir=data_dir, device=device, seed=HELDOUT_SEED + suite.train.seed)
     for s in suite.settings:
-        r = by_run.get(s.name, {})
-        opts = ", ".join([f"{k}={v}" for k, v in s.augment_kw.items()]
-                         + ([f"training seed {t.seed + s.seed_offset}"] if s.seed_offset else [])) or "defaults"
-        table.append(f"| {s.name} | {s.augment} | {opts} | {s.epochs or t.epochs} | "
-                     f"{_minutes(r.get('train_seconds'))} | {_minutes(r.get('eval_seconds'))} |")
-    return "\n".join(lines) + "\n\n" + "\n".join(table) + "\n"
-
-
-def _images(subset: int | None) -> str:
-    return f"the first {subset} test images" if subset else "all test images"
-
-
-def _minutes(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds / 60:.1f}"
+        if "heldout" not in runs.read_json(out / s.name / "metrics.json"):
+            runs.update_metrics(out / s.name, {"heldout": {
+                "acc": heldout_accuracy(out / s.name, found, device), "found": found["found"],
+                "succeeded": found.get("succeeded"), "searched": found["searched"], "judge": found.get("judge"),
+                "search_seconds": found.get("seconds")}})
 
 
 def _jsonable(d: dict) -> dict:
     return json.loads(json.dumps(d))
 
 
-def _run_seconds(run_dir: Path, wall: float) -> float:
-    """What a run cost: its recorded training and evaluation seconds (also right for a run finished or
-    half done before a resume, whose wall time here is ~0), else the wall time measured here."""
-    m = runs.read_json(run_dir / "metrics.json")
-    if m.get("train_seconds") is None or m.get("eval_seconds") is None:
-        return wall
-    return m["train_seconds"] + m["eval_seconds"]
+def _train_seconds(run_dir: Path, wall: float) -> float:
+    """What training a run cost: its recorded training seconds (also right for a run finished or half done
+    before a resume, whose wall time here is ~0), else the wall time measured here."""
+    m = runs.read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+    seconds = m.get("train", {}).get("train_seconds")
+    return wall if seconds is None else seconds
 
 
 class _Clock:
-    """Time-left estimate from the relative cost of the runs done so far."""
+    """Time-left estimate of the training phase from the relative cost of the runs trained so far."""
 
     def __init__(self, total_units: float):
         self.total, self.units, self.seconds = total_units, 0.0, 0.0
@@ -305,7 +318,7 @@ class _Clock:
         if not self.units:
             return "time left: estimating after the first run"
         left = (self.total - self.units) * self.seconds / self.units
-        return f"elapsed {self.seconds / 60:.1f} min, about {left / 60:.0f} min left"
+        return f"elapsed {self.seconds / 60:.1f} min, about {left / 60:.0f} min of training left"
 
 
 def _log(msg: str) -> None:

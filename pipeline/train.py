@@ -10,7 +10,7 @@ import runtime
 from attacks import OverfitGuard
 from augment import Augmenter, augmenter_class
 from classifier import TrainConfig, build_classifier, fit
-from data import ImageDataset, load_dataset
+from data import ImageDataset, Split, load_dataset
 from gan import preset_configs, train_gan
 
 from .common import ConfigError, load_compatible_gan, say
@@ -25,6 +25,8 @@ class ClassifierRun:
     augment_kw: dict = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     memory_efficient: bool = False    # recompute the bottlenecks in backward (less memory, more time)
+    overfit: str = "warn"             # adversarial training's overfitting guard: warn, or stop (keep the
+                                      # previous epoch's weights, as fast_adversarial's --early-stop)
 
 
 def train_classifier(run: ClassifierRun, out: str | Path, *, device: str = "auto", resume: bool = False,
@@ -38,18 +40,17 @@ def train_classifier(run: ClassifierRun, out: str | Path, *, device: str = "auto
     """
     dev = runtime.pick_device(device)
     runtime.init_distributed(dev)
-    history = []
     if resume:  # the checkpoint's settings win: nothing needs repeating on the command line
         saved = runs.resume_checkpoint(out, kind="classifier")
         train = _extended(TrainConfig(**saved["config"]["train"]), extend_epochs, out)
         run = ClassifierRun(**{**saved["config"]["run"], "train": train, "data_dir": run.data_dir})
-        history = saved["history"]
     _check_global_batch(run.train.batch_size)
     ds = load_dataset(run.dataset, run.data_dir)
     if run.train.batch_size > len(ds.train):
         raise ConfigError(f"--batch-size {run.train.batch_size} is larger than the {len(ds.train)} training images "
                           f"of {ds.name}")
-    aug = make_augmenter(run.augment, run.augment_kw, ds, flags=flags)
+    aug = make_augmenter(run.augment, run.augment_kw, ds, amp=run.train.amp, flags=flags)
+    hooks, ds = overfit_guard(aug, ds, dev, mode=run.overfit)
     run.augment_kw = {k: v for k, v in run.augment_kw.items() if v is not None}
     runs_cfg = {"run": {k: v for k, v in asdict(run).items() if k != "train"}, "train": asdict(run.train)}
     out = runs.prepare_run_dir(out, resume=resume, config=runs_cfg) if runtime.dist_info().is_main else Path(out)
@@ -58,9 +59,9 @@ def train_classifier(run: ClassifierRun, out: str | Path, *, device: str = "auto
     model = build_classifier(run.arch, num_classes=ds.num_classes, in_channels=ds.channels,
                              mean=mean, std=std, memory_efficient=run.memory_efficient).to(dev)
     say(f"training {run.arch} on {run.dataset} ({len(ds.train)} train / {len(ds.test)} test, "
-         f"{ds.num_classes} classes) with augment={run.augment} on {dev} -> {out}")
-    return fit(model, ds, cfg=run.train, out=out, device=dev, augmenter=aug, resume=resume,
-               epoch_hooks=overfit_hooks(aug, ds, dev, history), extra_config={"run": runs_cfg["run"], "arch": run.arch})
+        f"{ds.num_classes} classes) with augment={run.augment} on {dev} -> {out}")
+    return fit(model, ds, cfg=run.train, out=out, device=dev, augmenter=aug, resume=resume, epoch_hooks=hooks,
+               extra_config={"run": runs_cfg["run"], "arch": run.arch})
 
 
 def _extended(train: TrainConfig, epochs: int | None, out) -> TrainConfig:
@@ -101,12 +102,14 @@ def train_gan_run(out: str | Path, *, dataset: str | None = None, data_dir: str 
     return {**summary, "dataset": dataset}
 
 
-def make_augmenter(name: str, options: dict, ds: ImageDataset, *, flags: dict[str, str] | None = None) -> Augmenter:
+def make_augmenter(name: str, options: dict, ds: ImageDataset, *, amp: bool = True,
+                   flags: dict[str, str] | None = None) -> Augmenter:
     """Build augmenter ``name`` from the options the user gave (None = not given).
 
     An option the augmenter does not take is an error, not silently ignored; ``eps`` defaults to the
-    data set's threat model. Invalid values (eps <= 0, ratio outside [0, 1], ...) raise ConfigError.
-    ``flags`` maps setting names to the CLI flags that set them, for the messages.
+    data set's threat model; an augmenter that crafts examples does so in the training loop's precision
+    (``amp``). Invalid values (eps <= 0, ratio outside [0, 1], ...) raise ConfigError. ``flags`` maps
+    setting names to the CLI flags that set them, for the messages.
     """
     try:
         cls = augmenter_class(name)
@@ -122,6 +125,8 @@ def make_augmenter(name: str, options: dict, ds: ImageDataset, *, flags: dict[st
                           f"--augment {name} (" + (f"it takes {', '.join(takes)})" if takes else "it takes no options)"))
     if "eps" in accepted and "eps" not in given:
         given["eps"] = ds.default_eps
+    if "amp" in accepted:
+        given.setdefault("amp", amp)
     if "gan" in accepted:
         if "gan" not in given:
             raise ConfigError(f"--augment {name} needs --gan RUN (a trained AC-GAN run or checkpoint)")
@@ -132,11 +137,18 @@ def make_augmenter(name: str, options: dict, ds: ImageDataset, *, flags: dict[st
         raise ConfigError(f"--augment {name}: {e}") from None
 
 
-def overfit_hooks(aug: Augmenter, ds: ImageDataset, device, history: list) -> list:
-    """The catastrophic-overfitting probe for adversarial training: PGD-5 on one held-out test batch
-    every epoch, warning when robust accuracy collapses (seeded with the history of a resumed run)."""
+def overfit_guard(aug: Augmenter, ds: ImageDataset, device, *, mode: str = "warn",
+                  probe_size: int = 256) -> tuple[list, ImageDataset]:
+    """The catastrophic-overfitting guard of adversarial training (augmenters with an ``eps``) and the data
+    set to train on: the guard's probe batch is the last ``min(probe_size, N / 10)`` training images, left out
+    of training (never test images). Other augmenters get no guard and the whole training split."""
     if not hasattr(aug, "eps"):
-        return []
-    guard = OverfitGuard(ds.test.images[:256], ds.test.labels[:256], eps=aug.eps, device=device)
-    guard.history = [(r["probe_clean_acc"], r["probe_pgd_acc"]) for r in history if "probe_pgd_acc" in r]
-    return [guard]
+        if mode != "warn":
+            raise ConfigError(f"--overfit {mode} applies to adversarial training (fgsm, pgd, free), not to "
+                              f"--augment {aug.name}")
+        return [], ds
+    n = min(probe_size, len(ds.train) // 10)
+    train, probe = ds.train, Split(ds.train.images[-n:], ds.train.labels[-n:])
+    guard = OverfitGuard(probe.images, probe.labels, eps=aug.eps, mode=mode, bn=getattr(aug, "craft_bn", "eval"),
+                         fast=getattr(aug, "amp", True), device=device)
+    return [guard], replace(ds, train=Split(train.images[:-n], train.labels[:-n]))

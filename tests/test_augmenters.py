@@ -66,7 +66,7 @@ def test_output_shape_range_and_eps_ball(name):
         assert b.x.min() >= 0 and b.x.max() <= 1
         if "eps" in KWARGS[name]:
             assert (b.x.detach() - x).abs().max() <= EPS + 1e-6
-    assert aug.describe()["augment"] == name
+    assert aug.describe()["name"] == name
 
 
 @pytest.mark.parametrize("name", PIXEL_MODES)
@@ -94,7 +94,7 @@ def test_bad_settings_are_value_errors(name, bad):
 
 
 @pytest.mark.parametrize("bad", [{"name": "pgd", "steps": 0}, {"name": "pgd", "loss": "nope"},
-                                 {"name": "free", "replays": 0}])
+                                 {"name": "free", "replays": 0}, {"name": "fgsm", "craft_bn": "batch"}])
 def test_bad_method_settings_are_value_errors(bad):
     bad = dict(bad)
     with pytest.raises(ValueError):
@@ -110,7 +110,7 @@ def test_ratio_replaces_the_head_of_the_batch_with_its_weight(name):
     b = aug(small_model(), x, y)                          # free: delta is non-zero now
     assert torch.equal(b.x[4:], x[4:]) and not torch.equal(b.x[:4], x[:4])
     assert torch.equal(b.weight, torch.tensor([2.0] * 4 + [1.0] * 4))
-    assert isinstance(aug, MixingAugmenter) and aug.describe()["aug_ratio"] == 0.5
+    assert isinstance(aug, MixingAugmenter) and aug.describe()["ratio"] == 0.5
 
 
 def test_ratio_zero_and_unit_weight_give_the_clean_batch_and_no_weights():
@@ -175,3 +175,50 @@ def test_free_state_dict_round_trip_resumes_exactly():
     clone.load_state_dict(aug.state_dict())
     assert torch.equal(clone(model, x, y).x, aug(model, x, y).x)
     assert clone.delta.requires_grad and clone.delta.is_leaf
+
+
+# ----------------------------------------------------------------------------- crafting as the references do
+
+def _bn_model(seed: int = 0) -> nn.Module:
+    """A tiny CNN with batch norm (train and eval mode differ) on [0, 1] pixels."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                         nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)).train()
+
+
+def _locuslab_fgsm_step(model, x, y, eps, alpha):
+    """locuslab/fast_adversarial train_fgsm.py, in its order: delta ~ U(-eps, eps) clamped to [0, 1] - x;
+    a train-mode forward on x + delta; CE backward; delta <- clamp(delta + alpha * sign(grad), -eps, eps),
+    clamped to [0, 1] - x again. (One channel: its per-channel draw is one draw.)"""
+    delta = torch.zeros_like(x).uniform_(-eps, eps)
+    delta = torch.max(torch.min(delta, 1 - x), -x).requires_grad_(True)
+    F.cross_entropy(model(x + delta), y).backward()
+    delta = torch.clamp(delta + alpha * torch.sign(delta.grad), -eps, eps)
+    delta = torch.max(torch.min(delta, 1 - x), -x).detach()
+    model.zero_grad(set_to_none=True)
+    return x + delta
+
+
+def test_fgsm_train_mode_step_equals_the_reference_step():
+    x, y = batch(16)
+    ours, theirs = _bn_model(), _bn_model()
+    torch.manual_seed(5)
+    b = build_augmenter("fgsm", eps=EPS, amp=False)(ours, x, y)          # craft_bn="train" is the default
+    torch.manual_seed(5)
+    ref = _locuslab_fgsm_step(theirs, x, y, EPS, 1.25 * EPS)
+    assert torch.allclose(b.x, ref, atol=1e-6)
+    for a, r in zip(ours.buffers(), theirs.buffers()):                   # BN statistics moved alike
+        assert torch.allclose(a.float(), r.float(), atol=1e-6)
+    assert all(p.grad is None for p in ours.parameters())                # no parameter gradients
+
+
+def test_eval_mode_crafting_is_another_function_and_moves_no_statistics():
+    x, y = batch(16)
+    train, evalbn = _bn_model(), _bn_model()
+    stats = [t.clone() for t in evalbn.buffers()]
+    torch.manual_seed(5)
+    a = build_augmenter("fgsm", eps=EPS, amp=False)(train, x, y).x
+    torch.manual_seed(5)
+    b = build_augmenter("fgsm", eps=EPS, amp=False, craft_bn="eval")(evalbn, x, y).x
+    assert not torch.equal(a, b)
+    assert all(torch.equal(s, t) for s, t in zip(stats, evalbn.buffers())) and evalbn.training

@@ -52,7 +52,7 @@ CASES = [
     (["report", "{tmp}/gan-run", "--out", "{tmp}/o"], "is an AC-GAN run: report compares classifier runs"),
     ([*TRAIN, "--eps", "0.1", "--out", "{tmp}/o"], "--eps is not used by --augment none (it takes no options)"),
     ([*TRAIN, "--augment", "pgd", "--replays", "4", "--out", "{tmp}/o"],
-     "--replays is not used by --augment pgd (it takes --eps, --pgd-steps, --alpha, --zero-start, --aug-ratio"),
+     "--replays is not used by --augment pgd (it takes --eps, --pgd-steps, --alpha, --zero-start, --craft-bn"),
     ([*TRAIN, "--batch-size", "5000", "--out", "{tmp}/o"], "larger than the 1437 training images of digits"),
     (["train-classifier", "--dataset", "DIGITS", "--batch-size", "5000", "--out", "{tmp}/o"],
      "larger than the 1437 training images of digits"),
@@ -62,6 +62,12 @@ CASES = [
     (["grid", "--kind", "pgd", "--classifier", "{tmp}/empty", "--eps", "8", "--out", "{tmp}/o/grid.png"],
      "write 8/255"),
     (["evaluate", "{tmp}/empty", "--eps", "8"], "write 8/255"),
+    (["evaluate", "{tmp}/empty", "--target", "two"], "neither a class number nor 'all'"),
+    ([*TRAIN, "--craft-bn", "eval", "--out", "{tmp}/o"], "--craft-bn is not used by --augment none"),
+    ([*TRAIN, "--overfit", "stop", "--out", "{tmp}/o"], "--overfit stop applies to adversarial training"),
+    ([*TRAIN, "--augment", "fgsm", "--craft-bn", "batch", "--out", "{tmp}/o"], "Invalid value for '--craft-bn'"),
+    (["reproduce", "--full", "--ablations", "--out", "{tmp}/o"], "no ablation suite for fashion-mnist-full"),
+    (["reproduce", "--autoattack", "500", "--out", "{tmp}/o"], "holds no trained run"),
 ]
 
 
@@ -76,7 +82,7 @@ def tmp(tmp_path) -> Path:
     (tmp_path / "gan-run").mkdir()
     runs.atomic_save({"kind": "gan", "config": {}}, tmp_path / "gan-run" / "checkpoint.pt")
     runs.write_json(tmp_path / "gan-run" / "config.json", {"kind": "gan", "dataset": "digits"})
-    runs.write_json(tmp_path / "gan-run" / "metrics.json", {"gan_steps": 2, "train_seconds": 1.0})
+    runs.write_json(tmp_path / "gan-run" / "metrics.json", {"kind": "gan", "train": {"gan_steps": 2}})
     return tmp_path
 
 

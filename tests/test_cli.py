@@ -31,12 +31,21 @@ def test_train_then_evaluate_reproduces_the_accuracy(tmp_path):
                     "--batch-size", 128, "--out", out)
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["dataset"] == "digits" and metrics["augment"] == "none" and 0 <= metrics["clean_acc"] <= 1
+    train = metrics["train"]
+    assert metrics["kind"] == "classifier" and set(metrics) == {"kind", "train"}
+    assert train["dataset"] == "digits" and train["augment"] == {"name": "none"} and 0 <= train["test_acc"] <= 1
     assert any(p.name.startswith("events.out.tfevents") for p in out.iterdir())
     assert json.loads((out / "config.json").read_text())["run"]["arch"] == "densenet-bc-22-8"
-    result = invoke("evaluate", out, "--json")
+    result = invoke("evaluate", out, "--subset", 16, "--pgd-steps", 1, "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["clean_acc"] == metrics["clean_acc"]
+    assert json.loads(result.stdout)["clean_acc"] == train["test_acc"]
+    assert "fgsm_acc" in json.loads((out / "metrics.json").read_text())["evaluation"]
+    result = invoke("evaluate", out, "--no-attacks")                          # replaces the block whole
+    block = json.loads((out / "metrics.json").read_text())["evaluation"]
+    assert result.exit_code == 0 and block["settings"]["attacks"] is False
+    assert not {"fgsm_acc", "pgd_acc", "attack_clean_acc", "epsilon"} & set(block)
+    other = invoke("evaluate", out, "--dataset", "fashion-mnist")            # trained on digits: refused
+    assert other.exit_code == 2 and other.output.count("\n") == 1 and "trained on digits" in other.output
 
     again = invoke("train-classifier", "--dataset", "digits", "--out", out)   # never overwrite a run
     assert again.exit_code == 2 and "already holds a run" in again.output
@@ -46,8 +55,9 @@ def test_train_then_evaluate_reproduces_the_accuracy(tmp_path):
     assert longer.exit_code == 0, longer.output
     assert "ignored: --lr" in longer.output and "extending the run from 1 to 2 epochs" in longer.output
     extended = json.loads((out / "metrics.json").read_text())
-    assert extended["epochs_done"] == 2 and len(extended["history"]) == 2
-    assert extended["history"][0] == metrics["history"][0]                   # the first epoch is kept as it was
+    assert extended["train"]["epochs_done"] == 2 and len(extended["train"]["history"]) == 2
+    assert extended["train"]["history"][0] == train["history"][0]            # the first epoch is kept as it was
+    assert "evaluation" not in extended                                      # it described the old weights
     shorter = invoke("train-classifier", "--out", out, "--resume", "--epochs", 1)
     assert shorter.exit_code == 2 and "can only extend it" in shorter.output
 
@@ -97,11 +107,16 @@ def test_adversarial_training_then_robust_evaluation(tmp_path):
     result = invoke("train-classifier", "--dataset", "digits", "--arch", "densenet-bc-22-8", "--augment", "fgsm",
                     "--epochs", 1, "--batch-size", 128, "--out", out)
     assert result.exit_code == 0, result.output
-    m = json.loads((out / "metrics.json").read_text())
-    assert m["augment"] == "fgsm" and m["eps"] == 0.1 and "probe_pgd_acc" in m["history"][0]
-    result = invoke("evaluate", out, "--subset", 64, "--pgd-steps", 3, "--json")
+    m = json.loads((out / "metrics.json").read_text())["train"]
+    assert m["augment"]["name"] == "fgsm" and m["augment"]["eps"] == 0.1 and m["augment"]["craft_bn"] == "train"
+    assert "probe_pgd_acc" in m["history"][0]
+    assert m["history"][0]["images"] == 1437 - 143                         # the probe batch is held out of training
+    result = invoke("evaluate", out, "--subset", 64, "--pgd-steps", 3, "--autoattack", "--autoattack-subset", 8,
+                    "--json")
     r = json.loads(result.stdout)
     assert r["pgd_acc"] <= r["fgsm_acc"] <= r["attack_clean_acc"] and r["epsilon"] == 0.1 and r["pgd_steps"] == 3
+    aa = r["autoattack"]
+    assert aa["samples"] == 8 and 0 <= aa["acc"] <= aa["pgd_acc_same_images"] + aa["autoattack_only"] / 8
 
 
 @pytest.mark.parametrize("kind", ["fgsm", "pgd"])
@@ -140,15 +155,20 @@ def test_generator_based_modes_through_the_cli(tmp_path):
     result = invoke("train-classifier", "--dataset", "digits", "--arch", "densenet-bc-22-8", "--augment", "gan",
                     "--gan", gan, "--epochs", 1, "--batch-size", 256, "--out", clf)
     assert result.exit_code == 0, result.output
-    assert json.loads((clf / "metrics.json").read_text())["gan"] == str(gan)      # where the samples came from
+    augment = json.loads((clf / "metrics.json").read_text())["train"]["augment"]
+    assert augment["gan"] == str(gan)                                          # where the samples came from
     result = invoke("evaluate", clf, "--subset", 16, "--pgd-steps", 1, "--gan", gan, "--gan-samples", 20,
                     "--unrestricted-samples", 10, "--search-steps", 3, "--json")
     assert result.exit_code == 0, result.output
     r = json.loads(result.stdout)
-    for key in ("gan_sample_acc", "unrestricted_success_rate", "unrestricted_acc"):
-        assert 0 <= r[key] <= 1, key
-    assert r["unrestricted_samples"] == 10 and r["gan_feature_net"]
-    result = invoke("grid", "--kind", "unrestricted", "--classifier", clf, "--gan", gan, "--out", tmp_path / "u.png")
+    u = r["unrestricted"]
+    assert 0 <= r["gan"]["gan_sample_acc"] <= 1 and r["gan"]["gan_feature_net"]
+    assert 0 <= u["success_rate"] <= 1 and 0 <= u["acc"] <= 1 and u["searches"] == 10 and u["steps"] == 3
+    assert u["valid_success_rate"] is None and u["search"] == "fast" and u["eps_pix"] == 0.0  # no judge given
+    judge_self = invoke("evaluate", clf, "--no-attacks", "--gan", gan, "--judge", clf)
+    assert judge_self.exit_code == 2 and "another classifier" in judge_self.output
+    result = invoke("grid", "--kind", "unrestricted", "--classifier", clf, "--gan", gan, "--out", tmp_path / "u.png",
+                    "--rows", 2, "--target", "all", "--search-steps", 2)
     assert result.exit_code == 0 and (tmp_path / "u.png").stat().st_size > 1000
 
 

@@ -27,6 +27,11 @@ def test_choices_mirror_the_registries():
     assert list(choices.GRID_KINDS) == GRID_KINDS.names()
     assert list(choices.GAN_PRESETS) == list(gan.PRESETS)
     assert list(choices.GAN_LOSSES) == gan.loss_names() and list(choices.GAN_PENALTIES) == gan.penalty_names()
+    from attacks import SEARCHES
+    from attacks.mode import BN_MODES
+    from attacks.overfit import GUARD_MODES
+    assert list(choices.SEARCHES) == SEARCHES.names()
+    assert choices.BN_MODES == BN_MODES and choices.GUARD_MODES == GUARD_MODES
 
 
 def test_defaults_mirror_the_dataclasses():

@@ -107,7 +107,7 @@ def test_sigint_then_resume_equals_an_uninterrupted_run(reference, tmp_path):
     code, err = interrupt_after_first_epoch(proc, out, signal.SIGINT, lambda: proc.pid)
     assert code == 130, err[-3000:]
     assert "SIGINT" in err and f"python cli.py train-classifier --out {out} --resume" in err and "Traceback" not in err
-    assert not (out / "final.pt").exists() and runs.read_json(out / "metrics.json")["epochs_done"] == 1
+    assert not (out / "final.pt").exists() and runs.read_json(out / "metrics.json")["train"]["epochs_done"] == 1
     assert not list(out.glob("*.tmp*"))                               # no half-written file left
     run("train-classifier", "--out", out, "--resume")
     w, ref = weights(out), weights(reference)
@@ -144,7 +144,7 @@ def test_resume_under_torchrun_continues_exactly(tmp_path):
     assert not (out / "final.pt").exists() and runs.load_checkpoint(out)["batch"] > 0   # stopped mid-epoch
     run("train-classifier", "--out", out, "--resume", ranks=2)
     assert max_relative_difference(weights(out), weights(tmp_path / "whole")) == 0
-    metrics = runs.read_json(out / "metrics.json")
+    metrics = runs.read_json(out / "metrics.json")["train"]
     assert metrics["epochs_done"] == 2 and [h["images"] for h in metrics["history"]] == [1437] * 2
 
 
@@ -155,7 +155,7 @@ def test_gan_under_torchrun(tmp_path):
     ckpt = runs.load_checkpoint(out, kind="gan")
     assert ckpt["step"] == 4 and (out / "final.pt").exists() and "Traceback" not in err
     assert len(list(out.glob("events.out.tfevents*"))) == 1           # one writer: rank 0's
-    assert runs.read_json(out / "metrics.json")["images_per_second"] > 0
+    assert runs.read_json(out / "metrics.json")["train"]["images_per_second"] > 0
 
 
 def test_batch_that_does_not_split_over_the_ranks_is_one_line(tmp_path):

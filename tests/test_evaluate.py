@@ -72,15 +72,38 @@ def test_guard_flags_a_drop_larger_than_max_drop():
     assert res.collapsed and "0.250 -> 0.020" in res.message
 
 
-def test_guard_flags_falling_below_the_floor_while_clean_rises():
-    g = guard(floor=0.1)
+def test_guard_rule_is_the_references():
+    g = guard()
     assert not g.judge(0.30, 0.02).collapsed                 # low from the start: not a collapse
-    assert not g.judge(0.40, 0.05).collapsed
-    assert not g.judge(0.50, 0.12).collapsed
-    assert g.judge(0.55, 0.00).collapsed                      # below the floor again, clean rising
-    g2 = guard(floor=0.1)
-    g2.judge(0.60, 0.12)
-    assert not g2.judge(0.50, 0.08).collapsed                 # clean fell too: not overfitting
+    assert not g.judge(0.50, 0.22).collapsed                 # rising
+    assert not g.judge(0.55, 0.03).collapsed                 # a fall of 0.19: fast_adversarial stops below -0.2
+    assert g.judge(0.60, 0.00).collapsed is False            # 0.03 -> 0.00
+    assert guard().judge(0.5, 0.5).collapsed is False
+
+
+def test_guard_stop_mode_restores_the_previous_epochs_weights():
+    model = _bn_cnn()
+    x, y = held_out_batch(16)
+    g = OverfitGuard(x, y, eps=0.1, steps=2, mode="stop", bn="train", fast=False)
+    first = g(model, {"epoch": 1})
+    kept = {k: v.clone() for k, v in model.state_dict().items()}      # the probe moved BN stats: kept as they are
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)                                               # "the next epoch"
+    g.history[-1] = (0.0, first["probe_pgd_acc"] + 0.5)              # pretend robustness was much higher
+    with pytest.warns(CatastrophicOverfitWarning, match="previous epoch's weights restored"):
+        out = g(model, {"epoch": 2})
+    assert out["stop"] and out["overfit"]
+    assert all(torch.equal(v, kept[k]) for k, v in model.state_dict().items())
+    g2 = OverfitGuard(x, y, eps=0.1, mode="stop")
+    g2.load_state_dict(g.state_dict())
+    assert g2.history == g.history and all(torch.equal(g2.previous[k], v) for k, v in g.previous.items())
+
+
+def _bn_cnn():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10)).train()
 
 
 def test_guard_is_an_epoch_hook_that_warns_and_resumes():
@@ -95,7 +118,7 @@ def test_guard_is_an_epoch_hook_that_warns_and_resumes():
         assert g(model)["overfit"]
     g2 = guard()
     g2.load_state_dict(g.state_dict())
-    assert g2.history == g.history
+    assert g2.history == g.history and g2.previous is None           # warn mode keeps no weights
 
 
 def test_overfit_probe_is_seeded_and_leaves_the_global_rng_alone():

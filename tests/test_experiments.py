@@ -21,8 +21,8 @@ def test_suite_runs_then_skips_finished_runs(tmp_path, mini_suite):
     md = paths["md"].read_text()
     assert "| none | none |" in md and "| fgsm | fgsm |" in md
     assert (tmp_path / "pictures" / "fgsm.png").exists() and (tmp_path / "pictures" / "pgd.png").exists()
-    m = runs.read_json(tmp_path / "fgsm" / "metrics.json")
-    assert m["pgd_acc"] <= m["fgsm_acc"] and m["eval_settings"]["pgd_steps"] == 2
+    m = runs.read_json(tmp_path / "fgsm" / "metrics.json")["evaluation"]
+    assert m["pgd_acc"] <= m["fgsm_acc"] and m["settings"]["pgd_steps"] == 2
     assert m["eval_seconds"] > 0 and "eval time (s)" in md
     assert "## Settings" in md and "PGD-2 (CE+CW losses, 1 restart(s) each" in md
     assert "| fgsm | fgsm | defaults | 1 |" in md and "Distance to published" not in md
@@ -40,26 +40,43 @@ def test_run_names_cannot_collide_with_the_gan_run():
               eval=EvalSettings())
 
 
-def test_claims_suite_with_a_held_out_unrestricted_set(tmp_path):
+def test_claims_suite_with_a_judge_a_reference_search_and_a_held_out_set(tmp_path):
     suite = Suite("mini-claims", "digits", "densenet-bc-22-8", TrainConfig(epochs=1, batch_size=256),
-                  settings=[Setting("none"), Setting("unrestricted", "unrestricted", {"pool_size": 32, "latent_steps": 2})],
-                  eval=EvalSettings(pgd_steps=2, subset=64, gan_samples=50, unrestricted_samples=10, latent_steps=5),
-                  gan_steps=20, heldout_unrestricted=20, heldout_steps=10, claims=True,
+                  settings=[Setting("none"), Setting("pgd", "pgd", {"steps": 1}),
+                            Setting("unrestricted", "unrestricted", {"pool_size": 32, "latent_steps": 2})],
+                  eval=EvalSettings(pgd_steps=2, subset=64, autoattack_subset=4, gan_samples=50,
+                                    unrestricted_samples=10, search_steps=5),
+                  gan_steps=20, judge="pgd", autoattack=True, heldout_unrestricted=20, heldout_steps=20,
+                  reference_search=10, reference_steps=5, claims=True,
                   anchors=(Anchor("none", "clean_acc", 0.9, 1.0, "a paper"),))
     paths = run_suite(suite, tmp_path)
     held = runs.load_checkpoint(tmp_path / "heldout_unrestricted.pt", kind="unrestricted-set")
     assert held["searched"] == 20 and held["found"] == len(held["labels"]) and held["images"].dtype == torch.uint8
+    assert held["found"] <= held["succeeded"] and held["judge"] == str(tmp_path / "pgd")   # valid ones only
     for name in ("none", "unrestricted"):
         m = runs.read_json(tmp_path / name / "metrics.json")
-        assert 0 <= m["heldout_unrestricted_acc"] <= 1 and m["heldout_unrestricted_found"] == held["found"]
+        assert m["heldout"]["found"] == held["found"]
+        assert (m["heldout"]["acc"] is None) == (held["found"] == 0) and 0 <= (m["heldout"]["acc"] or 0) <= 1
+        u = m["evaluation"]["unrestricted"]
+        assert u["judge"] == str(tmp_path / "pgd") and u["valid_success_rate"] <= u["success_rate"]
+        assert "autoattack" not in m["evaluation"]                                 # not adversarially trained
+    pgd = runs.read_json(tmp_path / "pgd" / "metrics.json")["evaluation"]
+    assert pgd["unrestricted"]["judge"] is None and pgd["autoattack"]["samples"] == 4    # nobody judges the judge
+    reference = runs.read_json(tmp_path / "reference_search.json")
+    assert reference["search"] == "song2018" and reference["steps"] == 5 and reference["searches"] == 10
     verdicts = {v["key"]: v for v in runs.read_json(tmp_path / "claims.json")}
     assert sorted(verdicts) == list("abcdef")
     assert verdicts["a"]["holds"] is None and "fgsm" in verdicts["a"]["evidence"]      # no such runs here
-    assert verdicts["f"]["holds"] in (True, False) and "held-out" in verdicts["f"]["evidence"]
+    assert verdicts["c"]["holds"] in (True, False) and "song2018" in verdicts["c"]["evidence"]
+    if held["found"]:                            # a 1-epoch judge may accept none of the successes
+        assert verdicts["f"]["holds"] in (True, False) and "held-out" in verdicts["f"]["evidence"]
+    else:
+        assert verdicts["f"]["holds"] is None and "not measured" in verdicts["f"]["evidence"]
     md = paths["md"].read_text()
-    assert "The claims, judged from these numbers" in md and "held-out unrestricted acc" in md
-    assert f"held-out unrestricted set: {held['found']} of 20 searches (10 steps) against `none`" in md
-    assert "AC-GAN: preset `small`, 20 generator steps" in md
+    assert "The claims, judged from these numbers" in md
+    assert ("held-out unrestricted acc" in md) == bool(held["found"])
+    assert f"held-out unrestricted set: {held['found']} valid examples of {held['succeeded']} successes in 20" in md
+    assert "AC-GAN: preset `small`, 20 generator steps" in md and "AutoAttack" in md
     assert "## Distance to published figures" in md and "| none | clean_acc |" in md and "a paper" in md
     assert paths["curves"].exists()
     stamp = (tmp_path / "heldout_unrestricted.pt").stat().st_mtime_ns
@@ -68,13 +85,13 @@ def test_claims_suite_with_a_held_out_unrestricted_set(tmp_path):
 
 
 def test_time_left_counts_runs_finished_before_a_resume(tmp_path):
-    from pipeline.suites import _Clock, _run_seconds
-    runs.write_json(tmp_path / "metrics.json", {"train_seconds": 50.0, "eval_seconds": 10.0})
+    from pipeline.suites import _Clock, _train_seconds
+    runs.write_json(tmp_path / "metrics.json", {"kind": "classifier", "train": {"train_seconds": 60.0}})
     clock = _Clock(total_units=3)
-    clock.done(1, _run_seconds(tmp_path, wall=0.01))          # skipped: finished in an earlier process
-    assert clock.status() == "elapsed 1.0 min, about 2 min left"
-    runs.write_json(tmp_path / "metrics.json", {"train_seconds": 50.0})   # not evaluated: the wall time
-    assert _run_seconds(tmp_path, wall=7.0) == 7.0
+    clock.done(1, _train_seconds(tmp_path, wall=0.01))        # skipped: finished in an earlier process
+    assert clock.status() == "elapsed 1.0 min, about 2 min of training left"
+    runs.write_json(tmp_path / "metrics.json", {"kind": "classifier", "train": {}})   # no record: the wall time
+    assert _train_seconds(tmp_path, wall=7.0) == 7.0
 
 
 def test_an_interrupted_suite_says_how_to_resume_it(tmp_path, mini_suite, monkeypatch):

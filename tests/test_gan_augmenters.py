@@ -111,7 +111,7 @@ def test_unrestricted_pool_persists_refreshes_and_serves_successes():
     assert match.any(1).all()
     assert 0 <= b.x.min() and b.x.max() <= 1
     d = aug.describe()
-    assert d["augment"] == "unrestricted" and d["searched"] == 32 and 0 < d["search_success_rate"] <= 1
+    assert d["name"] == "unrestricted" and d["eps_pix"] == 0.0 and d["searched"] == 32 and 0 < d["search_success_rate"] <= 1
 
 
 def test_unrestricted_state_dict_round_trip_resumes_exactly():

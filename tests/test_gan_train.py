@@ -104,7 +104,7 @@ def test_run_directory_contents(tmp_path):
     assert {p.name for p in (out / "samples").iterdir()} == {"step_000002.png", "step_000004.png"}
     assert any(p.name.startswith("events.out.tfevents") for p in out.iterdir())
     assert (out / "final.pt").is_file() and runs.read_json(out / "config.json")["kind"] == "gan"
-    assert runs.read_json(out / "metrics.json")["gan_steps"] == 4
+    assert runs.read_json(out / "metrics.json") == {"kind": "gan", "train": summary}
     with pytest.raises(runs.RunDirError):       # never overwrite a run silently
         train_gan(ds, out, model_cfg=TINY_MODEL, cfg=TINY_TRAIN, device=torch.device("cpu"), progress=False)
 

@@ -1,0 +1,129 @@
+"""Latent search settings side by side: Song et al.'s search as their code runs it (``song2018``) against the
+project's ``fast`` setting and against ``fast`` with each of its changes undone, on the same AC-GAN, classifier,
+start latents z0 and source labels, with an independent validity judge.
+
+    python bench/unrestricted.py --suite results/fashion-mnist          # the reproduce suite's runs
+    python bench/unrestricted.py --gan G --classifier C --judge J       # any three runs
+    python bench/unrestricted.py --suite S --quick                      # 64 searches, fewer variants
+
+For each setting: success (classifier fooled, AC head keeps the class), valid success (a success that the
+judge, a classifier the search never sees, also calls the source class), the judge's share of successes,
+successes already at the start, mean steps to success, |z - z0|, pixel change, seconds and valid examples
+per second, and the ratio of each setting's valid examples per second to the reference's. Every figure comes
+from this one run on this machine. Results: ``bench/results/unrestricted-<machine>.json`` and a Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import runtime  # noqa: E402
+import tuning  # noqa: E402
+from attacks import SEARCHES, predict, unrestricted_search  # noqa: E402
+from classifier import load_classifier  # noqa: E402
+from data import load_dataset  # noqa: E402
+from pipeline import load_compatible_gan  # noqa: E402
+
+# the fast setting with one of its changes undone at a time: what each change is worth
+VARIANTS = {
+    "fast, no early stop (judged once after its steps)": dict(early_stop=False),
+    "fast, song2018's min-CE term instead of the margin": dict(objective="song2018"),
+    "fast, fp32 instead of the bf16 view": dict(fast=False),
+    "fast, loss / 64 (song2018's per-sample step lr / 64)": dict(reduction=64),
+    "fast, song2018's gradient noise": dict(grad_noise=0.01),
+}
+
+
+def measure(name, cfg, G, D, model, judge, labels, z0, seed, progress) -> dict:
+    """One setting on every search: the figures of one table row."""
+    rng = torch.Generator(device=z0.device).manual_seed(seed)
+    t0 = time.perf_counter()
+    r = unrestricted_search(G, D, model, labels, config=cfg, z0=z0, generator_rng=rng, progress=progress)
+    seconds = time.perf_counter() - t0
+    ok = r.success
+    valid = ok & (predict(judge, r.x) == labels)
+    n_ok, n_valid = int(ok.sum()), int(valid.sum())
+    change = (r.x - r.x0).flatten(1).abs()
+    return {"setting": name, "config": dataclasses.asdict(cfg), "searches": len(labels),
+            "success": n_ok / len(labels), "valid_success": n_valid / len(labels),
+            "valid_share": n_valid / n_ok if n_ok else None, "start_successes": int(r.start_success.sum()),
+            "mean_steps": r.steps_taken[ok].float().mean().item() if n_ok else None,
+            "z_dist": (r.z - r.z0).norm(dim=1)[ok].mean().item() if n_ok else None,
+            "pixel_change_mean": change.mean(1)[ok].mean().item() if n_ok else None,
+            "pixel_change_max": change.amax(1)[ok].max().item() if n_ok else None,
+            "seconds": round(seconds, 2), "valid_per_second": n_valid / seconds}
+
+
+def table(rows: list[dict], judge_start_acc: float) -> str:
+    ref = next((r for r in rows if r["setting"] == "song2018"), None)
+    lines = ["| setting | success | valid success | judge accepts | start successes | mean steps | |z - z0| | "
+             "pixel change mean / max | seconds | valid / s | vs song2018 |", "|" + "---|" * 11]
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"
+    num = lambda v, f="{:.1f}": "-" if v is None else f.format(v)
+    for r in rows:
+        ratio = (r["valid_per_second"] / ref["valid_per_second"]) if ref and ref["valid_per_second"] else None
+        lines.append(f"| {r['setting']} | {pct(r['success'])} | {pct(r['valid_success'])} | {pct(r['valid_share'])} | "
+                     f"{r['start_successes']} | {num(r['mean_steps'])} | {num(r['z_dist'], '{:.2f}')} | "
+                     f"{num(r['pixel_change_mean'], '{:.3f}')} / {num(r['pixel_change_max'], '{:.2f}')} | "
+                     f"{r['seconds']:.1f} | {r['valid_per_second']:.3f} | {num(ratio, '{:.0f}x')} |")
+    return "\n".join(lines) + f"\n\nThe judge's accuracy on the unmodified G(z0, y): {pct(judge_start_acc)}.\n"
+
+
+def main() -> None:
+    tuning.tune_process()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--suite", type=Path, help="a reproduce folder: uses its acgan/, none/ and pgd/ runs")
+    p.add_argument("--gan", type=Path)
+    p.add_argument("--classifier", type=Path, help="the model searched against  [default: SUITE/none]")
+    p.add_argument("--judge", type=Path, help="the validity judge  [default: SUITE/pgd]")
+    p.add_argument("--n", type=int, default=200, help="searches (class-balanced labels, the same z0 for all)")
+    p.add_argument("--quick", action="store_true", help="64 searches; song2018 and fast only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--progress", action="store_true")
+    a = p.parse_args()
+    gan_run, clf_run, judge_run = (a.gan or a.suite / "acgan", a.classifier or a.suite / "none",
+                                   a.judge or a.suite / "pgd")
+    torch.set_num_threads(torch.get_num_threads())
+    dev = runtime.pick_device(a.device)
+    model, ckpt = load_classifier(clf_run, dev)
+    judge, _ = load_classifier(judge_run, dev)
+    ds = load_dataset(ckpt["dataset"])
+    loaded = load_compatible_gan(gan_run, ds, dev)
+    n = 64 if a.quick else a.n
+    labels = (torch.arange(n) % ds.num_classes).to(dev)
+    z0 = torch.randn(n, loaded.generator.cfg.z_dim, generator=torch.Generator().manual_seed(a.seed)).to(dev)
+    with torch.no_grad():
+        judge_start_acc = (predict(judge, loaded.generator.eval()(z0, labels)) == labels).float().mean().item()
+    settings = {"song2018": SEARCHES["song2018"], "fast": SEARCHES["fast"]}
+    if not a.quick:
+        settings |= {k: dataclasses.replace(SEARCHES["fast"], **v) for k, v in VARIANTS.items()}
+    rows = []
+    for name, cfg in settings.items():
+        rows.append(measure(name, cfg, loaded.generator, loaded.critic, model, judge, labels, z0, a.seed, a.progress))
+        print(f"{name}: {rows[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
+    md = table(rows, judge_start_acc)
+    print(md)
+    machine = f"{platform.processor() or platform.machine()}".replace(" ", "_") or "cpu"
+    out = a.out or ROOT / "bench" / "results" / f"unrestricted-{dev.type}-{torch.get_num_threads()}threads.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": platform.platform(), "cpu": machine, "torch": torch.__version__,
+                               "device": str(dev), "threads": torch.get_num_threads(), "gan": str(gan_run),
+                               "classifier": str(clf_run), "judge": str(judge_run), "searches": n,
+                               "judge_start_acc": judge_start_acc, "rows": rows, "table": md}, indent=2) + "\n")
+    print(f"wrote {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
