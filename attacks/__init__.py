@@ -10,7 +10,7 @@ evaluation (``pipeline/``) both use it; it never imports either.
 - ``robust``: clean / FGSM / PGD accuracy, worst case per sample.
 - ``overfit``: the per-epoch catastrophic-overfitting guard of adversarial training.
 """
-from .autoattack import autoattack_accuracy
+from .autoattack import autoattack_accuracy, torchattacks_robust
 from .latent import SEARCHES, SearchConfig, SearchResult, per_sample_objective, search_objective, unrestricted_search
 from .linf import ATTACK_LOSSES, attack_loss, ce_loss, correct, cw_loss, fgsm, pgd, predict, project, random_init
 from .mode import attack_mode, exact, frozen
@@ -18,7 +18,7 @@ from .overfit import CatastrophicOverfitWarning, OverfitGuard, overfit_probe
 from .robust import as_pixels, robust_accuracy
 from .view import AttackView, as_logits
 
-__all__ = ["autoattack_accuracy", "SEARCHES", "SearchConfig", "SearchResult", "per_sample_objective",
+__all__ = ["autoattack_accuracy", "torchattacks_robust", "SEARCHES", "SearchConfig", "SearchResult", "per_sample_objective",
            "search_objective", "unrestricted_search", "ATTACK_LOSSES", "attack_loss", "ce_loss",
            "correct", "cw_loss", "fgsm", "pgd", "predict", "project", "random_init", "attack_mode", "exact",
            "frozen", "CatastrophicOverfitWarning", "OverfitGuard", "overfit_probe", "as_pixels",

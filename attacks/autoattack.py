@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -40,6 +41,30 @@ class _Logits(nn.Module):
         return self._forward(x)
 
 
+def torchattacks_robust(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                        build: Callable[[nn.Module, int], nn.Module], *, fast: bool = False, batch_size: int = 250,
+                        device: torch.device | str, progress: bool = True, desc: str = "AutoAttack") -> torch.Tensor:
+    """``[N]`` bool: clean-correct and not broken by the torchattacks attack that ``build(net, n_classes)``
+    makes (one per batch; only clean-correct images are attacked), every verdict the fp32 model's.
+
+    ``net`` is the model as torchattacks calls it: fp32 (``fast=False``) or the reduced-precision attack-time
+    view (``fast=True``), frozen, in eval mode. AutoAttack and each of its attacks alone run through here."""
+    device = torch.device(device)
+    robust = []
+    with attack_mode(model, fast=fast) as forward:
+        net = _Logits(model, forward).eval()
+        batches = list(zip(images.split(batch_size), labels.split(batch_size)))
+        for xb, yb in tqdm(batches, desc=desc, unit="batch", leave=False, disable=not progress, dynamic_ncols=True):
+            x, y = as_pixels(xb.to(device)), yb.to(device)                   # [B, C, H, W], [B]
+            ok = correct(forward, x, y)                                        # only clean-correct are attacked
+            idx = ok.nonzero().squeeze(1)
+            if len(idx):
+                attack = build(net, forward(x[:1]).shape[1])
+                ok[idx] = correct(forward, attack(x[idx], y[idx]), y[idx])
+            robust.append(ok.cpu())
+    return torch.cat(robust) if robust else torch.zeros(0, dtype=torch.bool)
+
+
 def autoattack_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float,
                         version: str = "standard", fast: bool = False, batch_size: int = 250,
                         device: torch.device | str, seed: int = 0, progress: bool = True) -> dict:
@@ -58,24 +83,12 @@ def autoattack_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Te
     """
     if version not in VERSIONS:
         raise ValueError(f"AutoAttack version must be one of {', '.join(VERSIONS)} (got {version!r})")
-    device = torch.device(device)
     t0 = time.perf_counter()
-    robust = []
-    with attack_mode(model, fast=fast) as forward:
-        net = _Logits(model, forward).eval()
-        batches = list(zip(images.split(batch_size), labels.split(batch_size)))
-        for xb, yb in tqdm(batches, desc="AutoAttack", unit="batch", leave=False, disable=not progress,
-                           dynamic_ncols=True):
-            x, y = as_pixels(xb.to(device)), yb.to(device)                   # [B, C, H, W], [B]
-            ok = correct(forward, x, y)                                        # only clean-correct are attacked
-            idx = ok.nonzero().squeeze(1)
-            if len(idx):
-                n_classes = forward(x[:1]).shape[1]
-                attack = torchattacks.AutoAttack(net, norm="Linf", eps=eps, version=version, n_classes=n_classes,
-                                                 seed=seed)
-                ok[idx] = correct(forward, attack(x[idx], y[idx]), y[idx])
-            robust.append(ok.cpu())
-    mask = torch.cat(robust) if robust else torch.zeros(0, dtype=torch.bool)
+    mask = torchattacks_robust(
+        model, images, labels,
+        lambda net, n_classes: torchattacks.AutoAttack(net, norm="Linf", eps=eps, version=version,
+                                                       n_classes=n_classes, seed=seed),
+        fast=fast, batch_size=batch_size, device=device, progress=progress)
     return {"autoattack_acc": mask.double().mean().item() if len(mask) else 0.0, "autoattack_version": version,
             "autoattack_precision": "reduced (fp32 verdicts)" if fast else "fp32", "autoattack_samples": len(mask),
             "autoattack_seconds": round(time.perf_counter() - t0, 1), "masks": {"autoattack": mask}}

@@ -30,8 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import runtime  # noqa: E402
 import tuning  # noqa: E402
-from attacks import as_pixels, attack_mode, autoattack_accuracy, correct, robust_accuracy  # noqa: E402
-from attacks.autoattack import _Logits  # noqa: E402
+from attacks import autoattack_accuracy, robust_accuracy, torchattacks_robust  # noqa: E402
 from classifier import load_classifier  # noqa: E402
 from data import load_dataset  # noqa: E402
 
@@ -47,30 +46,13 @@ PGD_VARIANTS = {
 # AutoAttack's four attacks alone, built as torchattacks' AutoAttack(version="standard") builds them (note:
 # torchattacks keeps its APGD/APGD-T/FAB default of 10 steps there, where the original AutoAttack runs 100)
 COMPONENTS = {
-    "APGD-CE alone": lambda net, eps, k, seed: torchattacks.APGD(net, eps=eps, loss="ce", n_restarts=1, seed=seed),
-    "APGD-T alone": lambda net, eps, k, seed: torchattacks.APGDT(net, eps=eps, n_classes=k, n_restarts=1, seed=seed),
-    "FAB-T alone": lambda net, eps, k, seed: torchattacks.FAB(net, eps=eps, multi_targeted=True, n_classes=k,
+    "APGD-CE alone": lambda net, k, eps, seed: torchattacks.APGD(net, eps=eps, loss="ce", n_restarts=1, seed=seed),
+    "APGD-T alone": lambda net, k, eps, seed: torchattacks.APGDT(net, eps=eps, n_classes=k, n_restarts=1, seed=seed),
+    "FAB-T alone": lambda net, k, eps, seed: torchattacks.FAB(net, eps=eps, multi_targeted=True, n_classes=k,
                                                              n_restarts=1, seed=seed),
-    "Square (5,000 queries) alone": lambda net, eps, k, seed: torchattacks.Square(net, eps=eps, n_queries=5000,
+    "Square (5,000 queries) alone": lambda net, k, eps, seed: torchattacks.Square(net, eps=eps, n_queries=5000,
                                                                                  n_restarts=1, seed=seed),
 }
-
-
-def component_masks(model, x, y, eps: float, seed: int) -> dict[str, tuple[torch.Tensor, float]]:
-    """Each AutoAttack component alone on the fp32 model: ``name -> ([N] bool robust, seconds)``."""
-    out = {}
-    with attack_mode(model, fast=False) as forward:
-        net = _Logits(model, forward).eval()
-        ok = correct(forward, x, y)
-        idx = ok.nonzero().squeeze(1)
-        k = forward(x[:1]).shape[1]
-        for name, build in COMPONENTS.items():
-            t0 = time.perf_counter()
-            mask = ok.clone()
-            if len(idx):
-                mask[idx] = correct(forward, build(net, eps, k, seed)(x[idx], y[idx]), y[idx])
-            out[name] = (mask.cpu(), round(time.perf_counter() - t0, 1))
-    return out
 
 
 def measure_run(run: Path, n: int, view: bool, device: torch.device, seed: int, progress: bool,
@@ -79,29 +61,27 @@ def measure_run(run: Path, n: int, view: bool, device: torch.device, seed: int, 
     ds = load_dataset(ckpt["dataset"])
     eps = eps or ds.default_eps
     x, y = ds.test.images[:n], ds.test.labels[:n]
-    rows = []
     aa = autoattack_accuracy(model, x, y, eps=eps, device=device, seed=seed, progress=progress)
-    aa_mask = aa["masks"]["autoattack"]
-    rows.append({"run": run.name, "attack": "AutoAttack standard, fp32", "acc": aa["autoattack_acc"],
-                 "seconds": aa["autoattack_seconds"], "gap_points": 0.0, "pgd_robust_aa_broken": 0})
+    aa_acc, aa_mask = aa["autoattack_acc"], aa["masks"]["autoattack"]
+
+    def row(attack: str, mask: torch.Tensor, seconds: float) -> dict:
+        acc = mask.double().mean().item()
+        return {"run": run.name, "attack": attack, "acc": acc, "seconds": seconds, "gap_points": 100 * (acc - aa_acc),
+                "pgd_robust_aa_broken": int((mask & ~aa_mask).sum()), "images": n, "eps": eps}
+
+    rows = [row("AutoAttack standard, fp32", aa_mask, aa["autoattack_seconds"])]
     if view:
         v = autoattack_accuracy(model, x, y, eps=eps, fast=True, device=device, seed=seed, progress=progress)
-        rows.append({"run": run.name, "attack": "AutoAttack standard, bf16 view", "acc": v["autoattack_acc"],
-                     "seconds": v["autoattack_seconds"],
-                     "gap_points": 100 * (v["autoattack_acc"] - aa["autoattack_acc"]),
-                     "pgd_robust_aa_broken": int((v["masks"]["autoattack"] & ~aa_mask).sum())})
-    for name, (mask, seconds) in component_masks(model, as_pixels(x.to(device)), y.to(device), eps, seed).items():
-        rows.append({"run": run.name, "attack": name, "acc": mask.double().mean().item(), "seconds": seconds,
-                     "gap_points": 100 * (mask.double().mean().item() - aa["autoattack_acc"]),
-                     "pgd_robust_aa_broken": int((mask & ~aa_mask).sum())})
+        rows.append(row("AutoAttack standard, bf16 view", v["masks"]["autoattack"], v["autoattack_seconds"]))
+    for name, build in COMPONENTS.items():
+        t0 = time.perf_counter()
+        mask = torchattacks_robust(model, x, y, lambda net, k, build=build: build(net, k, eps, seed), device=device,
+                                   progress=progress, desc=name)
+        rows.append(row(name, mask, round(time.perf_counter() - t0, 1)))
     for name, kw in PGD_VARIANTS.items():
         t0 = time.perf_counter()
         r = robust_accuracy(model, x, y, eps=eps, pgd_steps=20, device=device, seed=seed, progress=progress, **kw)
-        rows.append({"run": run.name, "attack": name, "acc": r["pgd_acc"], "seconds": round(time.perf_counter() - t0, 1),
-                     "gap_points": 100 * (r["pgd_acc"] - aa["autoattack_acc"]),
-                     "pgd_robust_aa_broken": int((r["masks"]["pgd"] & ~aa_mask).sum())})
-    for r in rows:
-        r |= {"images": n, "eps": eps}
+        rows.append(row(name, r["masks"]["pgd"], round(time.perf_counter() - t0, 1)))
     return rows
 
 
