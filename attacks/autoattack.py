@@ -1,10 +1,10 @@
 """AutoAttack (Croce & Hein 2020), the field's standard robustness check, through torchattacks' implementation.
 
 The standard version runs APGD-CE, then APGD-T (9 target classes), FAB-T and Square (5,000 queries), each on
-the points the previous ones did not break, and keeps the worst case per sample. This module only calls it:
-the model is frozen (no parameter gradients) and seen either in fp32 (``fast=False``, AutoAttack as
-published) or through the reduced-precision attack-time view (``fast=True``: cheaper; bench/README.md
-compares the two on the same model). Either way the final verdict on every image is the fp32 model's.
+the points the previous ones did not break, and keeps the worst case per sample (torchattacks runs the first
+three with 10 steps; the original AutoAttack runs 100). This module only calls it: the model is frozen (no
+parameter gradients) and seen either in fp32 (``fast=False``, as published) or through the reduced-precision
+attack-time view (``fast=True``; ``bench/autoattack.py --view`` compares the two on the same model). Either way the final verdict on every image is the fp32 model's.
 
 Example::
 

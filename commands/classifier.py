@@ -158,7 +158,8 @@ def train_classifier(ctx, dataset, data_dir, arch, memory_efficient, augment, ep
 @click.option("--autoattack-subset", type=click.IntRange(min=1), default=None,
               help="AutoAttack on the first N test images.  [default: --subset]")
 @click.option("--autoattack-view", is_flag=True,
-              help="AutoAttack through the bf16 attack-time view instead of the fp32 model (cheaper).")
+              help="AutoAttack through the bf16 attack-time view instead of the fp32 model (its accuracy against "
+                   "fp32: bench/autoattack.py --view).")
 @click.option("--gan", type=click.Path(exists=True), default=None, metavar="RUN",
               help="AC-GAN run or checkpoint: accuracy on its samples, FID/IS in this classifier's features, "
                    "unrestricted adversarial examples.")
