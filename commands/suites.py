@@ -36,7 +36,8 @@ def demo(out, data_dir, device, seed):
 @click.option("--ablations", is_flag=True,
               help="Instead of the claims: FGSM (1.25 and 2 eps) and PGD-3 training with examples crafted in "
                    "train vs eval batch-norm mode, two seeds each, into the same folder (its train-mode runs are "
-                   "the claims suite's); report in OUT/ablations/.")
+                   "the claims suite's; robustness figures only, no GAN); report in OUT/ablations/. Runs finished "
+                   "on another machine count as done by their records.")
 @click.option("--autoattack", "autoattack_n", type=click.IntRange(min=1), default=None, metavar="N",
               help="Instead of the claims: AutoAttack (standard, fp32) and PGD on the first N test images of every "
                    "adversarially trained run of a finished suite in OUT, each timed (OUT/autoattack-N.md).")

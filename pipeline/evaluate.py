@@ -50,6 +50,10 @@ class EvalSettings:
     batch_size: int = 500
 
 
+# the settings of the GAN part of an evaluation (unused where ``gan`` is None)
+GAN_SETTINGS = ("gan", "gan_samples", "unrestricted_samples", "search", "search_steps", "eps_pix", "target", "judge")
+
+
 def evaluate_classifier(checkpoint: str | Path, settings: EvalSettings = EvalSettings(), *,
                         data_dir: str = "datasets", dataset: str | None = None, force_dataset: bool = False,
                         device: str = "auto", write: bool = True) -> dict:

@@ -25,11 +25,16 @@ def pictures_and_report(suite, out: Path, gan_dir: Path, data_dir: str, device: 
     options = GridOptions(classifier=str(out / first), gan=str(gan_dir) if suite.needs_gan else None,
                           judge=str(out / judge) if judge else None, data_dir=data_dir, device=device,
                           seed=suite.train.seed)
-    for kind in ("fgsm", "pgd"):
-        draw_grid(kind, pictures / f"{kind}.png", options)
+    grids = [("fgsm", options, [first]), ("pgd", options, [first])]
     if suite.needs_gan and not suite.report_dir:
-        draw_grid("samples", pictures / "samples.png", replace(options, scale=2, seed=suite.train.seed + 1))
-        draw_grid("unrestricted", pictures / "unrestricted.png", options)
+        grids += [("samples", replace(options, scale=2, seed=suite.train.seed + 1), [GAN_DIR]),
+                  ("unrestricted", options, [first, GAN_DIR, *([judge] if judge else [])])]
+    for kind, opts, needs in grids:
+        missing = [n for n in needs if not (out / n / runs.CHECKPOINT_NAME).is_file()]
+        if missing:          # a run done by its records alone (pipeline/suites.py): the picture stays as it was
+            _log(f"pictures: {kind}.png not redrawn: no checkpoint in {', '.join(missing)}")
+            continue
+        draw_grid(kind, pictures / f"{kind}.png", opts)
     rows = collect([out / s.name for s in suite.settings])
     by_run = {r["run"]: r for r in rows}
     extra = "\n## Settings\n\n" + settings_markdown(suite, out, by_run)

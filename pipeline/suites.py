@@ -2,6 +2,9 @@
 
 A suite is data (the dataclasses and the ``SUITES`` table below); ``run_suite`` is idempotent: finished runs
 are skipped, interrupted ones resumed, so re-running the same command after Ctrl-C continues where it stopped.
+A run whose records (config.json, metrics.json) say it finished training with these settings and was evaluated
+as the suite asks is done even where its checkpoint is not (checkpoints are not committed): a suite can be
+spread over machines by carrying its records, and a record-only run is retrained only when a step needs it.
 Every run is trained first, then every run is evaluated, so that the validity judge (the suite's PGD-trained
 model) exists when the unrestricted examples of the others are judged.
 
@@ -21,7 +24,7 @@ import runs
 import runtime
 from classifier import TrainConfig
 
-from .evaluate import EvalSettings, evaluate_classifier
+from .evaluate import GAN_SETTINGS, EvalSettings, evaluate_classifier
 from .suite_report import GAN_DIR, pictures_and_report
 from .train import ClassifierRun, train_classifier, train_gan_run
 from .unrestricted import find_unrestricted_set, heldout_accuracy, reference_search
@@ -147,10 +150,12 @@ SUITES: dict[str, Suite] = {
                            settings=_settings(pgd_steps=3, replays=4, claims=True), eval=_FMNIST_EVAL,
                            heldout_unrestricted=500, reference_search=200, claims=True,
                            anchors=FASHION_MNIST_ANCHORS, **_FMNIST),
-    # `reproduce --ablations`: crafting mode of FGSM/PGD training, train vs eval BN, two seeds (same folder)
+    # `reproduce --ablations`: crafting mode of FGSM/PGD training, train vs eval BN, two seeds (same folder, so
+    # its train-mode seed-0 runs are the claims suite's; no GAN: robustness figures only; the claims runs'
+    # evaluations hold them, checkpoints or not)
     "fashion-mnist-ablations": Suite("fashion-mnist-ablations", "fashion-mnist", "densenet-bc-22-8", _FMNIST_TRAIN,
                                      settings=_ablations(pgd_steps=3), eval=_FMNIST_EVAL, report_dir="ablations",
-                                     **_FMNIST),
+                                     needs_gan=False, autoattack=True),
     # `reproduce --full`: a longer, paper-like schedule for a GPU
     "fashion-mnist-full": Suite("fashion-mnist-full", "fashion-mnist", "densenet-bc-40-12",
                                 TrainConfig(epochs=40, batch_size=128, lr=0.1, schedule="multistep"),
@@ -186,14 +191,22 @@ def _run_suite(suite: Suite, out: Path, data_dir: str, device: str) -> dict:
         _log(f"[gan] AC-GAN ({suite.gan_preset} preset) on {suite.dataset}")
         _train_gan(suite, gan_dir, data_dir, device)
     clock = _Clock(sum((s.epochs or suite.train.epochs) * s.cost for s in suite.settings))
+    needed = _models_needed(suite, out, gan_dir)
     for i, s in enumerate(suite.settings, 1):
+        units, run_dir = (s.epochs or suite.train.epochs) * s.cost, out / s.name
+        if s.name not in needed and _done_by_records(suite, s, run_dir, gan_dir, data_dir,
+                                                     _eval_settings(suite, s, out, gan_dir)):
+            _log(f"[train {i}/{len(suite.settings)}] {s.name}: trained and evaluated with these settings (its "
+                 f"records; no checkpoint here), skipped")
+            clock.done(units, _train_seconds(run_dir, 0.0))
+            continue
         _log(f"[train {i}/{len(suite.settings)}] {s.name} (augment={s.augment}); {clock.status()}")
         t0 = time.perf_counter()
-        _train_setting(suite, s, out / s.name, gan_dir, data_dir, device)
-        clock.done((s.epochs or suite.train.epochs) * s.cost, _train_seconds(out / s.name, time.perf_counter() - t0))
+        _train_setting(suite, s, run_dir, gan_dir, data_dir, device)
+        clock.done(units, _train_seconds(run_dir, time.perf_counter() - t0))
     for i, s in enumerate(suite.settings, 1):
         settings = _eval_settings(suite, s, out, gan_dir)
-        if _evaluated(out / s.name) != _jsonable(asdict(settings)):
+        if not _covers(_evaluated(out / s.name), settings):
             _log(f"[evaluate {i}/{len(suite.settings)}] {s.name}")
             evaluate_classifier(out / s.name, settings, data_dir=data_dir, device=device)
     if suite.needs_gan and suite.reference_search:
@@ -237,14 +250,50 @@ def _train_gan(suite: Suite, gan_dir: Path, data_dir: str, device: str) -> None:
                   resume=(gan_dir / runs.CHECKPOINT_NAME).is_file(), steps=suite.gan_steps, seed=suite.train.seed)
 
 
-def _train_setting(suite: Suite, s: Setting, run_dir: Path, gan_dir: Path, data_dir: str, device: str) -> None:
+def _classifier_run(suite: Suite, s: Setting, gan_dir: Path, data_dir: str) -> ClassifierRun:
     kw = dict(s.augment_kw)
     if s.augment in ("gan", "unrestricted"):
         kw["gan"] = str(gan_dir)
-    run = ClassifierRun(dataset=suite.dataset, data_dir=data_dir, arch=suite.arch, augment=s.augment,
-                        augment_kw=kw, train=replace(suite.train, epochs=s.epochs or suite.train.epochs,
-                                                     seed=suite.train.seed + s.seed_offset))
-    train_classifier(run, run_dir, device=device, resume=(run_dir / runs.CHECKPOINT_NAME).is_file())
+    return ClassifierRun(dataset=suite.dataset, data_dir=data_dir, arch=suite.arch, augment=s.augment,
+                         augment_kw=kw, train=replace(suite.train, epochs=s.epochs or suite.train.epochs,
+                                                      seed=suite.train.seed + s.seed_offset))
+
+
+def _train_setting(suite: Suite, s: Setting, run_dir: Path, gan_dir: Path, data_dir: str, device: str) -> None:
+    train_classifier(_classifier_run(suite, s, gan_dir, data_dir), run_dir, device=device,
+                     resume=(run_dir / runs.CHECKPOINT_NAME).is_file())
+
+
+def _done_by_records(suite: Suite, s: Setting, run_dir: Path, gan_dir: Path, data_dir: str,
+                     settings: EvalSettings) -> bool:
+    """Whether a run without a checkpoint needs nothing more: its config.json is this setting's (the data
+    folder aside), its metrics.json says training finished, and its evaluation covers ``settings``."""
+    cfg_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
+    if (run_dir / runs.CHECKPOINT_NAME).is_file() or not (cfg_path.is_file() and metrics_path.is_file()):
+        return False
+    run = _classifier_run(suite, s, gan_dir, data_dir)
+    want = _jsonable({"run": {**{k: v for k, v in asdict(run).items() if k not in ("train", "data_dir")},
+                              "augment_kw": {k: v for k, v in run.augment_kw.items() if v is not None}},
+                      "train": asdict(run.train)})
+    cfg, train = runs.read_json(cfg_path), runs.read_json(metrics_path).get("train", {})
+    have = {"run": {k: v for k, v in cfg.get("run", {}).items() if k != "data_dir"}, "train": cfg.get("train")}
+    finished = train.get("epochs_done") == run.train.epochs or train.get("stopped_early_at_epoch") is not None
+    return have == want and finished and _covers(_evaluated(run_dir), settings)
+
+
+def _models_needed(suite: Suite, out: Path, gan_dir: Path) -> set[str]:
+    """The runs whose models a later step uses besides their own evaluation. Without the GAN part there are
+    none. With it, the judges, the reference search and the held-out set use other runs' models, and
+    retraining one run drops its records: so while any of those steps is still to do, every run is needed
+    (no run is taken from its records alone); once all are done, none is."""
+    if not suite.needs_gan:
+        return set()
+    evaluated = all(_covers(_evaluated(out / s.name), _eval_settings(suite, s, out, gan_dir)) for s in suite.settings)
+    reference = out / REFERENCE
+    referenced = not suite.reference_search or (reference.is_file() and
+                                                runs.read_json(reference).get("request") == _reference_request(suite))
+    held = not suite.heldout_unrestricted or _heldout_done(suite, out)
+    return set() if evaluated and referenced and held else {s.name for s in suite.settings}
 
 
 def _eval_settings(suite: Suite, s: Setting, out: Path, gan_dir: Path) -> EvalSettings:
@@ -252,6 +301,19 @@ def _eval_settings(suite: Suite, s: Setting, out: Path, gan_dir: Path) -> EvalSe
     return replace(suite.eval, gan=str(gan_dir) if suite.needs_gan else None,
                    judge=str(out / judge) if judge else None,
                    autoattack=suite.autoattack and s.augment in ADVERSARIAL)
+
+
+def _covers(recorded: dict | None, wanted: EvalSettings) -> bool:
+    """Whether a recorded evaluation's settings measured what ``wanted`` asks: the same settings, or, where
+    ``wanted`` asks for no GAN figures, the same settings apart from the GAN part (an evaluation that also
+    measured the GAN samples and the unrestricted search holds every figure of one that did not)."""
+    want = _jsonable(asdict(wanted))
+    if recorded is None or recorded == want:
+        return recorded is not None
+    if want["gan"] is not None or recorded.get("gan") is None:
+        return False
+    strip = lambda d: {k: v for k, v in d.items() if k not in GAN_SETTINGS}
+    return strip(recorded) == strip(want)
 
 
 def _evaluated(run_dir: Path) -> dict | None:
@@ -264,8 +326,7 @@ def _reference(suite: Suite, out: Path, gan_dir: Path, data_dir: str, device: st
     """Song et al.'s search as their code runs it, against the first (clean) run, judged alike (claim c)."""
     path = out / REFERENCE
     clean, judge = out / suite.settings[0].name, suite.judge_for(suite.settings[0].name)
-    want = {"searches": suite.reference_search, "steps": suite.reference_steps, "seed": suite.eval.seed,
-            "judge": judge}
+    want = _reference_request(suite)
     if path.is_file() and runs.read_json(path).get("request") == want:
         return
     _log(f"[reference search] {suite.reference_search} song2018 searches against {suite.settings[0].name}")
@@ -275,9 +336,22 @@ def _reference(suite: Suite, out: Path, gan_dir: Path, data_dir: str, device: st
     runs.write_json(path, {"request": want, **figures})
 
 
+def _reference_request(suite: Suite) -> dict:
+    return {"searches": suite.reference_search, "steps": suite.reference_steps, "seed": suite.eval.seed,
+            "judge": suite.judge_for(suite.settings[0].name)}
+
+
+def _heldout_done(suite: Suite, out: Path) -> bool:
+    """Whether every run's accuracy on the held-out set is recorded."""
+    return all((out / s.name / "metrics.json").is_file() and "heldout" in runs.read_json(out / s.name / "metrics.json")
+               for s in suite.settings)
+
+
 def _heldout(suite: Suite, out: Path, gan_dir: Path, data_dir: str, device: str) -> None:
     """Valid unrestricted examples found against the first (clean) run, then every run's accuracy on them."""
     path = out / HELDOUT
+    if _heldout_done(suite, out):
+        return                                   # measured earlier (the set itself may be on another machine)
     if path.is_file():
         found = runs.load_checkpoint(path, kind="unrestricted-set")
     else:

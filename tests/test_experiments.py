@@ -1,6 +1,9 @@
 """The suite driver: runs everything once, writes the report, and a rerun skips finished work."""
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, replace
+
 import pytest
 import torch
 
@@ -29,6 +32,55 @@ def test_suite_runs_then_skips_finished_runs(tmp_path, mini_suite):
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/checkpoint.pt")}
     run_suite(mini_suite, tmp_path)                               # nothing left to train or evaluate
     assert stamps == {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/checkpoint.pt")}
+
+
+def test_a_suite_is_done_by_its_records_where_its_checkpoints_are_gone(tmp_path, mini_suite, capsys):
+    """Checkpoints are not committed: a finished suite carried to another machine by its records is not
+    retrained; a run whose records no longer match what the suite asks is."""
+    run_suite(mini_suite, tmp_path)
+    before = {n: (tmp_path / n / "metrics.json").read_bytes() for n in ("none", "fgsm")}
+    for ckpt in tmp_path.glob("*/checkpoint.pt"):
+        ckpt.unlink()
+    capsys.readouterr()
+    paths = run_suite(mini_suite, tmp_path)
+    err = capsys.readouterr().err
+    assert not list(tmp_path.glob("*/checkpoint.pt"))                       # nothing retrained
+    assert before == {n: (tmp_path / n / "metrics.json").read_bytes() for n in ("none", "fgsm")}
+    assert "fgsm: trained and evaluated with these settings (its records" in err
+    assert "pgd.png not redrawn: no checkpoint in none" in err and paths["md"].is_file()
+    longer = replace(mini_suite, eval=replace(mini_suite.eval, pgd_steps=3))   # a new evaluation needs the model
+    run_suite(longer, tmp_path)
+    assert {p.parent.name for p in tmp_path.glob("*/checkpoint.pt")} == {"none", "fgsm"}
+    assert runs.read_json(tmp_path / "fgsm" / "metrics.json")["evaluation"]["settings"]["pgd_steps"] == 3
+
+
+def test_an_evaluation_with_the_gan_part_covers_one_without_it():
+    from pipeline.suites import _covers
+    plain = EvalSettings(pgd_steps=2, subset=64)
+    with_gan = json.loads(json.dumps(asdict(replace(plain, gan="g", judge="j", unrestricted_samples=5))))
+    assert _covers(with_gan, plain)                                  # it measured all that and more
+    assert not _covers(json.loads(json.dumps(asdict(plain))), replace(plain, gan="g"))   # not the other way
+    assert not _covers(with_gan, replace(plain, pgd_steps=3))        # other attack settings: not covered
+    assert not _covers(None, plain)
+
+
+def test_with_the_gan_part_no_run_is_taken_from_its_records_while_a_step_needs_models(tmp_path):
+    """Judges, the reference search and the held-out set use other runs' models: only once all of them are
+    done may runs without checkpoints be left untrained."""
+    from pipeline.suites import REFERENCE, _eval_settings, _models_needed, _reference_request
+    suite = Suite("g", "digits", "densenet-bc-22-8", TrainConfig(epochs=1), settings=[Setting("none"),
+                  Setting("pgd", "pgd")], eval=EvalSettings(pgd_steps=2), judge="pgd", reference_search=4,
+                  heldout_unrestricted=4)
+    gan_dir = tmp_path / "acgan"
+    for s in suite.settings:
+        settings = json.loads(json.dumps(asdict(_eval_settings(suite, s, tmp_path, gan_dir))))
+        runs.write_json(tmp_path / s.name / "metrics.json", {"evaluation": {"settings": settings}, "heldout": {}})
+    assert _models_needed(suite, tmp_path, gan_dir) == {"none", "pgd"}          # the reference search is to do
+    runs.write_json(tmp_path / REFERENCE, {"request": _reference_request(suite)})
+    assert _models_needed(suite, tmp_path, gan_dir) == set()
+    runs.write_json(tmp_path / "pgd" / "metrics.json", {"evaluation": {"settings": settings}})   # no held-out figure
+    assert _models_needed(suite, tmp_path, gan_dir) == {"none", "pgd"}
+    assert _models_needed(replace(suite, needs_gan=False), tmp_path, gan_dir) == set()   # runs are independent
 
 
 def test_run_names_cannot_collide_with_the_gan_run():
