@@ -5,8 +5,9 @@ are skipped, interrupted ones resumed, so re-running the same command after Ctrl
 A run whose records (config.json, metrics.json) say it finished training with these settings and was evaluated
 as the suite asks is done even where its checkpoint is not (checkpoints are not committed): a suite can be
 spread over machines by carrying its records, and a record-only run is retrained only when a step needs it.
-Every run is trained first, then every run is evaluated, so that the validity judge (the suite's PGD-trained
-model) exists when the unrestricted examples of the others are judged.
+Where the suite uses the GAN, every run is trained first, then every run is evaluated, so that the validity
+judge (the suite's PGD-trained model) exists when the unrestricted examples of the others are judged; without
+it each run is evaluated as soon as it is trained, so that an interrupted suite leaves finished records.
 
 Example::
 
@@ -204,16 +205,22 @@ def _run_suite(suite: Suite, out: Path, data_dir: str, device: str) -> dict:
         t0 = time.perf_counter()
         _train_setting(suite, s, run_dir, gan_dir, data_dir, device)
         clock.done(units, _train_seconds(run_dir, time.perf_counter() - t0))
+        if not suite.needs_gan:                  # no judge to wait for: a run is finished (records) at once
+            _evaluate(suite, s, i, out, gan_dir, data_dir, device)
     for i, s in enumerate(suite.settings, 1):
-        settings = _eval_settings(suite, s, out, gan_dir)
-        if not _covers(_evaluated(out / s.name), settings):
-            _log(f"[evaluate {i}/{len(suite.settings)}] {s.name}")
-            evaluate_classifier(out / s.name, settings, data_dir=data_dir, device=device)
+        _evaluate(suite, s, i, out, gan_dir, data_dir, device)
     if suite.needs_gan and suite.reference_search:
         _reference(suite, out, gan_dir, data_dir, device)
     if suite.needs_gan and suite.heldout_unrestricted:
         _heldout(suite, out, gan_dir, data_dir, device)
     return pictures_and_report(suite, out, gan_dir, data_dir, device)
+
+
+def _evaluate(suite: Suite, s: Setting, i: int, out: Path, gan_dir: Path, data_dir: str, device: str) -> None:
+    settings = _eval_settings(suite, s, out, gan_dir)
+    if not _covers(_evaluated(out / s.name), settings):
+        _log(f"[evaluate {i}/{len(suite.settings)}] {s.name}")
+        evaluate_classifier(out / s.name, settings, data_dir=data_dir, device=device)
 
 
 def autoattack_check(suite: Suite, out: str | Path, *, n: int = 500, data_dir: str = "datasets",

@@ -155,3 +155,19 @@ def test_an_interrupted_suite_says_how_to_resume_it(tmp_path, mini_suite, monkey
     monkeypatch.setattr(suites, "_train_setting", stop)
     with pytest.raises(runtime.Interrupted, match="(?s)batch 3.*Run the same command again to resume the whole suite"):
         run_suite(mini_suite, tmp_path)
+
+
+def test_without_the_gan_each_run_is_evaluated_as_soon_as_it_is_trained(tmp_path, mini_suite, monkeypatch):
+    """An interrupted suite without judges leaves its finished runs' records whole (done by their records)."""
+    import runtime
+    from pipeline import suites
+    real = suites._train_setting
+
+    def train_then_stop(suite, s, *args, **kw):
+        if s.name == "fgsm":
+            raise runtime.Interrupted("SIGINT")
+        return real(suite, s, *args, **kw)
+    monkeypatch.setattr(suites, "_train_setting", train_then_stop)
+    with pytest.raises(runtime.Interrupted):
+        run_suite(mini_suite, tmp_path)
+    assert runs.read_json(tmp_path / "none" / "metrics.json")["evaluation"]["settings"]["pgd_steps"] == 2
