@@ -27,7 +27,7 @@ from classifier import TrainConfig
 
 from .evaluate import GAN_SETTINGS, EvalSettings, evaluate_classifier
 from .suite_report import GAN_DIR, pictures_and_report
-from .train import ClassifierRun, train_classifier, train_gan_run
+from .train import ClassifierRun, run_config, train_classifier, train_gan_run
 from .unrestricted import find_unrestricted_set, heldout_accuracy, reference_search
 
 
@@ -280,11 +280,10 @@ def _done_by_records(suite: Suite, s: Setting, run_dir: Path, gan_dir: Path, dat
     if (run_dir / runs.CHECKPOINT_NAME).is_file() or not (cfg_path.is_file() and metrics_path.is_file()):
         return False
     run = _classifier_run(suite, s, gan_dir, data_dir)
-    want = _jsonable({"run": {**{k: v for k, v in asdict(run).items() if k not in ("train", "data_dir")},
-                              "augment_kw": {k: v for k, v in run.augment_kw.items() if v is not None}},
-                      "train": asdict(run.train)})
-    cfg, train = runs.read_json(cfg_path), runs.read_json(metrics_path).get("train", {})
-    have = {"run": {k: v for k, v in cfg.get("run", {}).items() if k != "data_dir"}, "train": cfg.get("train")}
+    want, have = _jsonable(run_config(run)), runs.read_json(cfg_path)
+    for cfg in (want, have):
+        cfg.get("run", {}).pop("data_dir", None)
+    train = runs.read_json(metrics_path).get("train", {})
     finished = train.get("epochs_done") == run.train.epochs or train.get("stopped_early_at_epoch") is not None
     return have == want and finished and _covers(_evaluated(run_dir), settings)
 

@@ -52,7 +52,7 @@ def train_classifier(run: ClassifierRun, out: str | Path, *, device: str = "auto
     aug = make_augmenter(run.augment, run.augment_kw, ds, amp=run.train.amp, flags=flags)
     hooks, ds = overfit_guard(aug, ds, dev, mode=run.overfit)
     run.augment_kw = {k: v for k, v in run.augment_kw.items() if v is not None}
-    runs_cfg = {"run": {k: v for k, v in asdict(run).items() if k != "train"}, "train": asdict(run.train)}
+    runs_cfg = run_config(run)
     out = runs.prepare_run_dir(out, resume=resume, config=runs_cfg) if runtime.dist_info().is_main else Path(out)
     runtime.seed_everything(run.train.seed)
     mean, std = ds.channel_stats()
@@ -62,6 +62,12 @@ def train_classifier(run: ClassifierRun, out: str | Path, *, device: str = "auto
         f"{ds.num_classes} classes) with augment={run.augment} on {dev} -> {out}")
     return fit(model, ds, cfg=run.train, out=out, device=dev, augmenter=aug, resume=resume, epoch_hooks=hooks,
                extra_config={"run": runs_cfg["run"], "arch": run.arch})
+
+
+def run_config(run: ClassifierRun) -> dict:
+    """What a classifier run's config.json holds (augmenter settings left unset are not recorded)."""
+    run = replace(run, augment_kw={k: v for k, v in run.augment_kw.items() if v is not None})
+    return {"run": {k: v for k, v in asdict(run).items() if k != "train"}, "train": asdict(run.train)}
 
 
 def _extended(train: TrainConfig, epochs: int | None, out) -> TrainConfig:
