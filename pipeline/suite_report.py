@@ -85,7 +85,7 @@ def settings_markdown(suite, out: Path, by_run: dict[str, dict]) -> str:
                      f"`{e.search}`, pure latent) per run, each judged for validity by "
                      f"`{suite.judge}` (`{suite.judge2}` judges `{suite.judge}`)")
     first = next(iter(by_run.values()), {})
-    if first.get("heldout_searched"):
+    if suite.needs_gan and suite.heldout_unrestricted and first.get("heldout_searched"):   # else another suite's
         lines.append(f"- held-out unrestricted set: {first['heldout_found']} valid examples of "
                      f"{first['heldout_succeeded']} successes in {first['heldout_searched']} searches against "
                      f"`{suite.settings[0].name}`"

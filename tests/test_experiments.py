@@ -171,3 +171,15 @@ def test_without_the_gan_each_run_is_evaluated_as_soon_as_it_is_trained(tmp_path
     with pytest.raises(runtime.Interrupted):
         run_suite(mini_suite, tmp_path)
     assert runs.read_json(tmp_path / "none" / "metrics.json")["evaluation"]["settings"]["pgd_steps"] == 2
+
+
+def test_a_suite_without_the_gan_does_not_describe_another_suites_held_out_set(tmp_path):
+    """The ablation suite shares runs with the claims suite; the claims suite's held-out figures in a shared
+    run's records are not a held-out set of the ablation suite's."""
+    from pipeline.suite_report import settings_markdown
+    suite = Suite("g", "digits", "densenet-bc-22-8", TrainConfig(epochs=1), settings=[Setting("fgsm", "fgsm")],
+                  eval=EvalSettings(pgd_steps=2), judge="pgd", heldout_unrestricted=4)
+    row = {"fgsm": {"heldout_searched": 4, "heldout_succeeded": 3, "heldout_found": 2}}
+    assert "held-out unrestricted set: 2 valid examples of 3 successes in 4 searches" in settings_markdown(
+        suite, tmp_path, row)
+    assert "held-out" not in settings_markdown(replace(suite, needs_gan=False, heldout_unrestricted=0), tmp_path, row)
