@@ -5,11 +5,14 @@ start latents z0 and source labels, with an independent validity judge.
     python bench/unrestricted.py --suite results/fashion-mnist          # the reproduce suite's runs
     python bench/unrestricted.py --gan G --classifier C --judge J       # any three runs
     python bench/unrestricted.py --suite S --quick                      # 64 searches, three settings
+    python bench/unrestricted.py --suite S --candidates                 # candidate changes to the fast setting
 
 For each setting: success (classifier fooled, AC head keeps the class), valid success (a success that the
 judge, a classifier the search never sees, also calls the source class), the judge's share of successes,
 successes already at the start, mean steps to success, |z - z0|, pixel change, seconds and valid examples
-per second, and the ratio of each setting's valid examples per second to the reference's. Every figure comes
+per second, the ratio of each setting's valid examples per second to the reference's, and, on the searches
+where both the setting and the reference succeed, the judge's share of each one's examples (the share of all
+successes also depends on which searches succeed: the reference succeeds on fewer, easier ones). Every figure comes
 from this one run on this machine. Results: ``bench/results/unrestricted-<machine>.json`` and a Markdown table.
 """
 from __future__ import annotations
@@ -44,6 +47,20 @@ VARIANTS = {
     "fast at lr 0.5 (the earlier setting: fewer steps, further from z0)": dict(lr=0.5),
 }
 QUICK = ("fast at lr 0.5 (the earlier setting: fewer steps, further from z0)",)   # the variants --quick keeps
+# candidates for a fast setting whose successes the judge accepts as often as the reference's (--candidates)
+CANDIDATES = {
+    "fast, song2018's min-CE term instead of the margin": dict(objective="song2018"),
+    "fast, fp32 instead of the bf16 view": dict(fast=False),
+    "fast, min-CE term and fp32": dict(objective="song2018", fast=False),
+    "fast, song2018's AC weight (lambda2 100)": dict(lambda2=100.0),
+    "fast, song2018's weights (lambda1 = lambda2 = 100)": dict(lambda1=100.0, lambda2=100.0),
+    "fast, min-CE term, fp32 and song2018's weights": dict(objective="song2018", fast=False, lambda1=100.0,
+                                                           lambda2=100.0),
+    "fast at lr 0.05": dict(lr=0.05),
+    "fast at lr 0.02, up to 300 steps": dict(lr=0.02, steps=300),
+    "fast, min-CE term and fp32 at lr 0.02, up to 300 steps": dict(objective="song2018", fast=False, lr=0.02,
+                                                                   steps=300),
+}
 
 
 def measure(name, cfg, G, D, model, judge, labels, z0, seed, progress) -> dict:
@@ -63,22 +80,47 @@ def measure(name, cfg, G, D, model, judge, labels, z0, seed, progress) -> dict:
             "z_dist": (r.z - r.z0).norm(dim=1)[ok].mean().item() if n_ok else None,
             "pixel_change_mean": change.mean(1)[ok].mean().item() if n_ok else None,
             "pixel_change_max": change.amax(1)[ok].max().item() if n_ok else None,
-            "seconds": round(seconds, 2), "valid_per_second": n_valid / seconds}
+            "seconds": round(seconds, 2), "valid_per_second": n_valid / seconds,
+            "per_search": {"success": ok.tolist(), "valid": valid.tolist()}}
+
+
+def paired(row: dict, ref: dict) -> tuple[int, float | None, float | None]:
+    """On the searches where both ``row``'s setting and ``ref``'s succeed: how many, and the judge's share of
+    each one's examples there (the judge's share of all successes also depends on which searches succeed)."""
+    both = [i for i, (a, b) in enumerate(zip(row["per_search"]["success"], ref["per_search"]["success"])) if a and b]
+    if not both:
+        return 0, None, None
+    share = lambda r: sum(r["per_search"]["valid"][i] for i in both) / len(both)
+    return len(both), share(row), share(ref)
 
 
 def table(rows: list[dict], judge_start_acc: float) -> str:
     ref = next((r for r in rows if r["setting"] == "song2018"), None)
     lines = ["| setting | success | valid success | judge accepts | start successes | mean steps | |z - z0| | "
-             "pixel change mean / max | seconds | valid / s | vs song2018 |", "|" + "---|" * 11]
+             "pixel change mean / max | seconds | valid / s | vs song2018 | both succeed: n, judge accepts "
+             "(this / song2018) |", "|" + "---|" * 12]
     pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"
     num = lambda v, f="{:.1f}": "-" if v is None else f.format(v)
     for r in rows:
         ratio = (r["valid_per_second"] / ref["valid_per_second"]) if ref and ref["valid_per_second"] else None
+        n_both, mine, theirs = paired(r, ref) if ref else (0, None, None)
         lines.append(f"| {r['setting']} | {pct(r['success'])} | {pct(r['valid_success'])} | {pct(r['valid_share'])} | "
                      f"{r['start_successes']} | {num(r['mean_steps'])} | {num(r['z_dist'], '{:.2f}')} | "
                      f"{num(r['pixel_change_mean'], '{:.3f}')} / {num(r['pixel_change_max'], '{:.2f}')} | "
-                     f"{r['seconds']:.1f} | {r['valid_per_second']:.3f} | {num(ratio, '{:.0f}x')} |")
+                     f"{r['seconds']:.1f} | {r['valid_per_second']:.3f} | {num(ratio, '{:.0f}x')} | "
+                     f"{n_both}, {pct(mine)} / {pct(theirs)} |")
     return "\n".join(lines) + f"\n\nThe judge's accuracy on the unmodified G(z0, y): {pct(judge_start_acc)}.\n"
+
+
+def _earlier_reference(path: Path, same: dict, seed: int) -> dict:
+    """The song2018 row of an earlier result, which must be of the same runs, number of searches and seed."""
+    earlier = json.loads(path.read_text())
+    differ = {k: (earlier.get(k), v) for k, v in same.items() if earlier.get(k) != v}
+    row = next((r for r in earlier.get("rows", []) if r["setting"] == "song2018"), None)
+    if differ or row is None or earlier.get("seed", 0) != seed:
+        why = "no song2018 row" if row is None else differ or "another seed"
+        raise SystemExit(f"--reuse-reference {path}: not a song2018 result of these runs and searches ({why})")
+    return row
 
 
 def main() -> None:
@@ -90,6 +132,11 @@ def main() -> None:
     p.add_argument("--judge", type=Path, help="the validity judge  [default: SUITE/pgd]")
     p.add_argument("--n", type=int, default=200, help="searches (class-balanced labels, the same z0 for all)")
     p.add_argument("--quick", action="store_true", help="64 searches; song2018, fast and the earlier fast setting only")
+    p.add_argument("--candidates", action="store_true",
+                   help="song2018, fast and the candidate changes to fast (instead of each change undone)")
+    p.add_argument("--reuse-reference", type=Path, metavar="JSON",
+                   help="take the song2018 row (about 9 min of 200 searches here) from an earlier result of this "
+                        "script on the same runs, searches and seed instead of measuring it again")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, default=None)
@@ -109,20 +156,25 @@ def main() -> None:
     with torch.no_grad():
         judge_start_acc = (predict(judge, loaded.generator.eval()(z0, labels)) == labels).float().mean().item()
     settings = {"song2018": SEARCHES["song2018"], "fast": SEARCHES["fast"]}
-    variants = {k: VARIANTS[k] for k in QUICK} if a.quick else VARIANTS
+    variants = CANDIDATES if a.candidates else {k: VARIANTS[k] for k in QUICK} if a.quick else VARIANTS
     settings |= {k: dataclasses.replace(SEARCHES["fast"], **v) for k, v in variants.items()}
     rows = []
+    if a.reuse_reference:
+        rows.append(_earlier_reference(a.reuse_reference, {"gan": str(gan_run), "classifier": str(clf_run),
+                                                            "judge": str(judge_run), "searches": n}, a.seed))
+        del settings["song2018"]
     for name, cfg in settings.items():
         rows.append(measure(name, cfg, loaded.generator, loaded.critic, model, judge, labels, z0, a.seed, a.progress))
         print(f"{name}: {rows[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
     md = table(rows, judge_start_acc)
     print(md)
     machine = f"{platform.processor() or platform.machine()}".replace(" ", "_") or "cpu"
-    out = a.out or ROOT / "bench" / "results" / f"unrestricted-{dev.type}-{torch.get_num_threads()}threads.json"
+    out = a.out or ROOT / "bench" / "results" / (
+        f"unrestricted{'-candidates' if a.candidates else ''}-{dev.type}-{torch.get_num_threads()}threads.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": platform.platform(), "cpu": machine, "torch": torch.__version__,
                                "device": str(dev), "threads": torch.get_num_threads(), "gan": str(gan_run),
-                               "classifier": str(clf_run), "judge": str(judge_run), "searches": n,
+                               "classifier": str(clf_run), "judge": str(judge_run), "searches": n, "seed": a.seed,
                                "judge_start_acc": judge_start_acc, "rows": rows, "table": md}, indent=2) + "\n")
     print(f"wrote {out}", file=sys.stderr)
 

@@ -27,3 +27,18 @@ def test_benchmark_smoke_run(tmp_path):
     assert all(math.isfinite(v) for v in ratios.values())
     assert all(v > 0 for k, v in ratios.items() if "saved" not in k)     # memory saved may be < 0 at toy size
     assert "| ratio (side by side, this run) | value |" in proc.stdout
+
+
+def test_unrestricted_bench_pairs_the_searches_both_settings_succeed_on():
+    """The judge's share on the searches both settings succeed on: the reference succeeding on fewer, easier
+    searches must not count as its examples being more valid."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_unrestricted", ROOT / "bench" / "unrestricted.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    row = lambda ok, valid: {"per_search": {"success": ok, "valid": valid}}
+    ref = row([True, True, False, False, True], [True, True, False, False, False])
+    fast = row([True, True, True, True, False], [True, False, False, True, False])
+    assert bench.paired(fast, ref) == (2, 0.5, 1.0)          # searches 0 and 1: fast valid on 1 of 2, ref on 2
+    assert bench.paired(row([False] * 5, [False] * 5), ref) == (0, None, None)
+    assert bench.paired(ref, ref) == (3, 2 / 3, 2 / 3)
