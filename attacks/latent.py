@@ -7,7 +7,7 @@ classifier ``f`` while the AC-GAN's auxiliary classifier ``C_aux`` still sees th
 and ``tau`` is searched too; ``C_aux`` still judges ``G(z, y_s)``, before the noise. A sample **succeeds** when
 ``f(x) != y_s`` (targeted: ``f(x) == y_t``) **and** ``argmax C_aux(G(z, y_s)) == y_s``, judged in fp32.
 
-How the search runs is a ``SearchConfig``; two named settings sit side by side in ``SEARCHES``:
+How the search runs is a ``SearchConfig``; the named settings sit side by side in ``SEARCHES``:
 
 ``song2018``, the reference exactly (ermongroup/generative_adversary ``main.py``, ``untargeted_attack`` and
 ``targeted_attack``): objective ``mean_b min_{j != s} CE(f(x), j)`` (targeted ``mean_b CE(f(x), t)``)
@@ -24,6 +24,11 @@ success, so easy samples cost a few steps instead of 1,000; the ``margin`` term
 confident classifier saturates; each sample's loss is its own (no division by the batch) so the step size does
 not shrink with the batch; no gradient noise; G, the critic and the classifier's attack-time view run in bf16.
 Its weights and step size are set in ``SEARCHES`` with the measurement that chose them.
+
+``confident``: the fast setting with a stricter success condition, ``ac_confidence``: the AC head must give the
+source class a probability of at least 0.985, not only its argmax (with lambda2 200 so that the search reaches
+it). Measured: the independent judge accepts as large a share of its successes as of the reference's, where
+the fast setting's share is 12 points lower; it costs half the successes and about half the speed.
 
 Pixel noise is off by default everywhere (``eps_pix = 0``), as in the reference without ``--noise``: with
 ``eps_pix`` equal to the L-inf threat model the search becomes an L-inf attack on a generated image.
@@ -68,6 +73,8 @@ class SearchConfig:
         early_stop: judge every iterate and freeze a sample at its first success; else judge once, at the end.
         fast: G, the critic and the classifier's attack-time view in bf16 (verdicts in fp32); else all fp32.
         batch_size: searches run together (0: all at once).
+        ac_confidence: success also needs the AC head's softmax probability of the source class to reach this
+            (0: its argmax is enough, the reference's condition).
     """
     steps: int
     lr: float
@@ -80,12 +87,15 @@ class SearchConfig:
     early_stop: bool = True
     fast: bool = True
     batch_size: int = 0
+    ac_confidence: float = 0.0
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)} (got {self.objective!r})")
         if self.steps < 0 or self.lr <= 0 or self.grad_noise < 0 or self.reduction < 0 or self.batch_size < 0:
             raise ValueError(f"need steps >= 0, lr > 0, grad_noise >= 0, reduction >= 0, batch_size >= 0 ({self})")
+        if not 0.0 <= self.ac_confidence < 1.0:
+            raise ValueError(f"ac_confidence must be in [0, 1) (got {self.ac_confidence})")
 
 
 SEARCHES = Registry("latent search setting", {
@@ -95,6 +105,13 @@ SEARCHES = Registry("latent search setting", {
     # the clean model, judged by the PGD-trained one; bench/README.md): the judge accepted 84% of lr 0.1's
     # successes and 77% of lr 0.5's, which wandered |z - z0| 5.5 against 1.8.
     "fast": SearchConfig(steps=100, lr=0.1, lambda1=1.0, lambda2=10.0, z_eps=0.1, objective="margin"),
+    # fast, but a success needs the AC head's probability of the source class >= 0.985 (lambda2 200 to reach it,
+    # at most 25 steps). bench/unrestricted.py --candidates on the Fashion-MNIST reproduce models (200 searches,
+    # bench/README.md): the judge accepts 99.0% of its successes against song2018's 98.6% (chosen on seed 0;
+    # 97.9% against 97.3% on seed 1), at 84x / 79x song2018's valid examples per second, but only about half
+    # the searches succeed (fast: 99.5%, 86% accepted, 214x / 173x).
+    "confident": SearchConfig(steps=25, lr=0.1, lambda1=1.0, lambda2=200.0, z_eps=0.1, objective="margin",
+                              ac_confidence=0.985),
 })
 
 
@@ -215,9 +232,9 @@ class _Search:
             tau = None if self.tau is None else self.tau[idx]
             g, x = self._images(self.z[idx], self.y[idx], tau)
             pred = exact(self.f)(x).argmax(1)
-            ac_pred = self.D(g).class_logits.argmax(1)
+            ac_logits = self.D(g).class_logits
         targets = None if self.targets is None else self.targets[idx]
-        return x, pred, ac_pred, _succeeded(pred, ac_pred, self.y[idx], targets)
+        return x, pred, ac_logits.argmax(1), _succeeded(pred, ac_logits, self.y[idx], targets, self.cfg.ac_confidence)
 
     # ------------------------------------------------------------------------- the loop
 
@@ -257,7 +274,7 @@ class _Search:
     def _freeze_successes(self, idx, logits, ac_logits, t: int) -> None:
         """Early stop: the iterate's successes (reduced precision, confirmed in fp32) stop being searched."""
         targets = None if self.targets is None else self.targets[idx]
-        cand = _succeeded(logits.argmax(1), ac_logits.argmax(1), self.y[idx], targets)
+        cand = _succeeded(logits.argmax(1), ac_logits, self.y[idx], targets, self.cfg.ac_confidence)
         if self.cfg.fast and bool(cand.any()):
             cand[cand.clone()] = self.judge(idx[cand])[3]
         self.active[idx[cand]] = False
@@ -283,7 +300,12 @@ class _Search:
             self.tau[upd] = (tau.detach() - self.cfg.lr * g_t)[keep]
 
 
-def _succeeded(pred: torch.Tensor, ac_pred: torch.Tensor, y: torch.Tensor,
-               targets: torch.Tensor | None) -> torch.Tensor:
+def _succeeded(pred: torch.Tensor, ac_logits: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None,
+               ac_confidence: float = 0.0) -> torch.Tensor:
+    """[n] bool: the classifier is fooled (``pred`` [n]) and the AC head (``ac_logits`` [n, K]) keeps class ``y``,
+    with a softmax probability of at least ``ac_confidence`` when that is above 0."""
     fooled = pred != y if targets is None else pred == targets
-    return fooled & (ac_pred == y)                                           # [n] bool
+    keeps = ac_logits.argmax(1) == y
+    if ac_confidence > 0:
+        keeps &= ac_logits.float().softmax(1).gather(1, y[:, None]).squeeze(1) >= ac_confidence
+    return fooled & keeps

@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -56,19 +57,40 @@ CANDIDATES = {
     "fast, song2018's weights (lambda1 = lambda2 = 100)": dict(lambda1=100.0, lambda2=100.0),
     "fast, min-CE term, fp32 and song2018's weights": dict(objective="song2018", fast=False, lambda1=100.0,
                                                            lambda2=100.0),
+    "fast, success needs the AC head's probability of the source class >= 0.9": dict(ac_confidence=0.9),
+    "fast, AC probability >= 0.98, lambda2 200, up to 25 steps": dict(ac_confidence=0.98, lambda2=200.0, steps=25),
+    "fast, AC probability >= 0.985, lambda2 200, up to 25 steps (the confident setting)": dict(
+        ac_confidence=0.985, lambda2=200.0, steps=25),
+    "fast, AC probability >= 0.99, lambda2 200, up to 25 steps": dict(ac_confidence=0.99, lambda2=200.0, steps=25),
     "fast at lr 0.05": dict(lr=0.05),
     "fast at lr 0.02, up to 300 steps": dict(lr=0.02, steps=300),
     "fast, min-CE term and fp32 at lr 0.02, up to 300 steps": dict(objective="song2018", fast=False, lr=0.02,
                                                                    steps=300),
+    "song2018 with early stop (its steps, each search frozen at its first success)": dict(
+        steps=1000, lr=1.0, lambda1=100.0, lambda2=100.0, objective="song2018", reduction=64, grad_noise=0.01,
+        fast=False, batch_size=64),
 }
 
 
-def measure(name, cfg, G, D, model, judge, labels, z0, seed, progress) -> dict:
-    """One setting on every search: the figures of one table row."""
-    rng = torch.Generator(device=z0.device).manual_seed(seed)
-    t0 = time.perf_counter()
-    r = unrestricted_search(G, D, model, labels, config=cfg, z0=z0, generator_rng=rng, progress=progress)
-    seconds = time.perf_counter() - t0
+REPEAT_UNDER_S = 60.0     # --repeat times again only the settings whose first run took less than this
+
+
+def measure(name, cfg, G, D, model, judge, labels, z0, seed, progress, repeat=1) -> dict:
+    """One setting on every search: the figures of one table row. With ``repeat`` > 1 the search runs up to
+    ``repeat`` times (once when the first run took over ``REPEAT_UNDER_S``), must return the same z every time,
+    and its seconds are the median."""
+    times, r = [], None
+    for _ in range(repeat):
+        rng = torch.Generator(device=z0.device).manual_seed(seed)
+        t0 = time.perf_counter()
+        again = unrestricted_search(G, D, model, labels, config=cfg, z0=z0, generator_rng=rng, progress=progress)
+        times.append(time.perf_counter() - t0)
+        if r is not None and not torch.equal(again.z, r.z):
+            raise SystemExit(f"{name}: a repeated search returned another z (not deterministic)")
+        r = again
+        if times[0] > REPEAT_UNDER_S:
+            break
+    seconds = statistics.median(times)
     ok = r.success
     valid = ok & (predict(judge, r.x) == labels)
     n_ok, n_valid = int(ok.sum()), int(valid.sum())
@@ -80,7 +102,8 @@ def measure(name, cfg, G, D, model, judge, labels, z0, seed, progress) -> dict:
             "z_dist": (r.z - r.z0).norm(dim=1)[ok].mean().item() if n_ok else None,
             "pixel_change_mean": change.mean(1)[ok].mean().item() if n_ok else None,
             "pixel_change_max": change.amax(1)[ok].max().item() if n_ok else None,
-            "seconds": round(seconds, 2), "valid_per_second": n_valid / seconds,
+            "seconds": round(seconds, 2), "timings": [round(t, 2) for t in times],
+            "valid_per_second": n_valid / seconds,
             "per_search": {"success": ok.tolist(), "valid": valid.tolist()}}
 
 
@@ -137,7 +160,12 @@ def main() -> None:
     p.add_argument("--reuse-reference", type=Path, metavar="JSON",
                    help="take the song2018 row (about 9 min of 200 searches here) from an earlier result of this "
                         "script on the same runs, searches and seed instead of measuring it again")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeat", type=int, default=1, metavar="R",
+                   help=f"time each setting R times and report the median (settings whose first run takes over "
+                        f"{REPEAT_UNDER_S:.0f} s once)")
+    p.add_argument("--only", action="append", default=[], metavar="TEXT",
+                   help="keep only the variants whose name contains TEXT (repeatable; song2018 and fast always run)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the start latents z0 (and of the gradient noise)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--progress", action="store_true")
@@ -157,20 +185,23 @@ def main() -> None:
         judge_start_acc = (predict(judge, loaded.generator.eval()(z0, labels)) == labels).float().mean().item()
     settings = {"song2018": SEARCHES["song2018"], "fast": SEARCHES["fast"]}
     variants = CANDIDATES if a.candidates else {k: VARIANTS[k] for k in QUICK} if a.quick else VARIANTS
-    settings |= {k: dataclasses.replace(SEARCHES["fast"], **v) for k, v in variants.items()}
+    settings |= {k: dataclasses.replace(SEARCHES["fast"], **v) for k, v in variants.items()
+                 if not a.only or any(t in k for t in a.only)}
     rows = []
     if a.reuse_reference:
         rows.append(_earlier_reference(a.reuse_reference, {"gan": str(gan_run), "classifier": str(clf_run),
                                                             "judge": str(judge_run), "searches": n}, a.seed))
         del settings["song2018"]
     for name, cfg in settings.items():
-        rows.append(measure(name, cfg, loaded.generator, loaded.critic, model, judge, labels, z0, a.seed, a.progress))
+        rows.append(measure(name, cfg, loaded.generator, loaded.critic, model, judge, labels, z0, a.seed, a.progress,
+                            a.repeat))
         print(f"{name}: {rows[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
     md = table(rows, judge_start_acc)
     print(md)
     machine = f"{platform.processor() or platform.machine()}".replace(" ", "_") or "cpu"
     out = a.out or ROOT / "bench" / "results" / (
-        f"unrestricted{'-candidates' if a.candidates else ''}-{dev.type}-{torch.get_num_threads()}threads.json")
+        f"unrestricted{'-candidates' if a.candidates else ''}{f'-seed{a.seed}' if a.seed else ''}-{dev.type}-"
+        f"{torch.get_num_threads()}threads.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": platform.platform(), "cpu": machine, "torch": torch.__version__,
                                "device": str(dev), "threads": torch.get_num_threads(), "gan": str(gan_run),

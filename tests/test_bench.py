@@ -42,3 +42,40 @@ def test_unrestricted_bench_pairs_the_searches_both_settings_succeed_on():
     assert bench.paired(fast, ref) == (2, 0.5, 1.0)          # searches 0 and 1: fast valid on 1 of 2, ref on 2
     assert bench.paired(row([False] * 5, [False] * 5), ref) == (0, None, None)
     assert bench.paired(ref, ref) == (3, 2 / 3, 2 / 3)
+
+
+def test_unrestricted_bench_repeats_a_setting_and_reports_the_median_time():
+    """--repeat: the same deterministic search timed again; the row's seconds are the median of its timings."""
+    import dataclasses
+    import importlib.util
+    import statistics
+
+    import torch
+
+    from attacks import SEARCHES
+    from tests.tiny_digits import trained_tiny_model
+    from tests.tiny_gan import tiny_gan
+    spec = importlib.util.spec_from_file_location("bench_unrestricted", ROOT / "bench" / "unrestricted.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    g, f = tiny_gan(), trained_tiny_model()
+    y = torch.arange(10)
+    z0 = torch.randn(10, g.generator.cfg.z_dim, generator=torch.Generator().manual_seed(0))
+    cfg = dataclasses.replace(SEARCHES["fast"], steps=5)
+    row = bench.measure("fast", cfg, g.generator, g.critic, f, f, y, z0, 0, False, repeat=3)
+    once = bench.measure("fast", cfg, g.generator, g.critic, f, f, y, z0, 0, False)
+    assert len(row["timings"]) == 3 and row["seconds"] == round(statistics.median(row["timings"]), 2)
+    assert row["per_search"] == once["per_search"] and len(once["timings"]) == 1
+
+
+def test_the_confident_search_setting_is_the_benchmarked_candidate():
+    """SEARCHES["confident"] is the candidate row whose figures bench/README.md and its comment quote."""
+    import dataclasses
+    import importlib.util
+
+    from attacks import SEARCHES
+    spec = importlib.util.spec_from_file_location("bench_unrestricted", ROOT / "bench" / "unrestricted.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    (row,) = [v for k, v in bench.CANDIDATES.items() if "(the confident setting)" in k]
+    assert dataclasses.replace(SEARCHES["fast"], **row) == SEARCHES["confident"]

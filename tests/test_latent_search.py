@@ -182,8 +182,31 @@ def test_targeted_success_means_the_target_class(models):
     assert (r.pred[r.success] == t[r.success]).all() and (r.ac_pred[r.success] == y[r.success]).all()
 
 
+def test_ac_confidence_success_needs_a_confident_ac_head(models):
+    """A success under ``ac_confidence`` c is an ordinary success whose AC-head probability of the source class is
+    at least c, re-judged in fp32. Without early stop the trajectory is the same, so its successes are exactly the
+    ordinary ones that clear c (a subset, strictly smaller here)."""
+    G, D, _ = models
+    plain = dataclasses.replace(SEARCHES["fast"], early_stop=False)
+    sure = dataclasses.replace(plain, ac_confidence=0.9)
+    y, r0 = run(models, plain, steps=30)
+    _, r1 = run(models, sure, steps=30)
+    assert torch.equal(r0.z, r1.z)
+    with torch.no_grad():
+        p = D(G(r1.z, y)).class_logits.softmax(1).gather(1, y[:, None]).squeeze(1)
+    assert torch.equal(r1.success, r0.success & (p >= 0.9))
+    assert r1.success.any() and r1.success.sum() < r0.success.sum()
+    _, r2 = run(models, dataclasses.replace(SEARCHES["fast"], ac_confidence=0.9), steps=30)   # with early stop
+    with torch.no_grad():
+        p2 = D(G(r2.z, y)).class_logits.softmax(1).gather(1, y[:, None]).squeeze(1)
+    assert r2.success.any() and (p2[r2.success] >= 0.9).all() and torch.equal(_rejudged(models, y, r2)[0] & (p2 >= 0.9),
+                                                                             r2.success)
+
+
 def test_bad_settings_raise():
     with pytest.raises(ValueError):
         SearchConfig(steps=1, lr=0.0, lambda1=1.0, lambda2=1.0)
     with pytest.raises(ValueError, match="objective"):
         SearchConfig(steps=1, lr=1.0, lambda1=1.0, lambda2=1.0, objective="ce")
+    with pytest.raises(ValueError, match="ac_confidence"):
+        SearchConfig(steps=1, lr=1.0, lambda1=1.0, lambda2=1.0, ac_confidence=1.0)
