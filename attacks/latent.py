@@ -5,7 +5,8 @@ Per sample, search a latent ``z`` (from ``z0 ~ N(0, I)``, the anchor) so that ``
 classifier ``f`` while the AC-GAN's auxiliary classifier ``C_aux`` still sees the source class ``y_s`` in
 ``G(z, y_s)``. With pixel noise on (``eps_pix > 0``) the image is ``clamp(G(z, y_s) + eps_pix * tanh(tau), 0, 1)``
 and ``tau`` is searched too; ``C_aux`` still judges ``G(z, y_s)``, before the noise. A sample **succeeds** when
-``f(x) != y_s`` (targeted: ``f(x) == y_t``) **and** ``argmax C_aux(G(z, y_s)) == y_s``, judged in fp32.
+``f(x) != y_s`` (targeted: ``f(x) == y_t``) **and** ``argmax C_aux(G(z, y_s)) == y_s`` (with ``ac_confidence``
+above 0, also ``softmax C_aux(G(z, y_s))[y_s] >= ac_confidence``), judged in fp32.
 
 How the search runs is a ``SearchConfig``; the named settings sit side by side in ``SEARCHES``:
 

@@ -6,6 +6,8 @@ start latents z0 and source labels, with an independent validity judge.
     python bench/unrestricted.py --gan G --classifier C --judge J       # any three runs
     python bench/unrestricted.py --suite S --quick                      # 64 searches, three settings
     python bench/unrestricted.py --suite S --candidates                 # candidate changes to the fast setting
+    python bench/unrestricted.py --suite S --candidates --repeat 3 --seed 1 --only "AC probability"
+                                                   # median of 3 timings, other z0, a subset of the candidates
 
 For each setting: success (classifier fooled, AC head keeps the class), valid success (a success that the
 judge, a classifier the search never sees, also calls the source class), the judge's share of successes,

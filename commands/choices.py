@@ -17,7 +17,7 @@ GRID_KINDS = ("samples", "fgsm", "pgd", "unrestricted")                 # pipeli
 GAN_PRESETS = ("cifar", "small")                                        # gan.PRESETS
 GAN_LOSSES = ("wgan", "hinge")                                          # gan.loss_names()
 GAN_PENALTIES = ("gp", "r1", "none")                                    # gan.penalty_names()
-SEARCHES = ("song2018", "fast", "confident")                                   # attacks.SEARCHES
+SEARCHES = ("song2018", "fast", "confident")                            # attacks.SEARCHES
 BN_MODES = ("train", "eval")                                            # attacks.mode.BN_MODES
 GUARD_MODES = ("warn", "stop")                                          # attacks.overfit.GUARD_MODES
 

@@ -29,13 +29,19 @@ def test_benchmark_smoke_run(tmp_path):
     assert "| ratio (side by side, this run) | value |" in proc.stdout
 
 
-def test_unrestricted_bench_pairs_the_searches_both_settings_succeed_on():
-    """The judge's share on the searches both settings succeed on: the reference succeeding on fewer, easier
-    searches must not count as its examples being more valid."""
+def _unrestricted_bench():
+    """bench/unrestricted.py as a module (it is a script, not a package member)."""
     import importlib.util
     spec = importlib.util.spec_from_file_location("bench_unrestricted", ROOT / "bench" / "unrestricted.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_unrestricted_bench_pairs_the_searches_both_settings_succeed_on():
+    """The judge's share on the searches both settings succeed on: the reference succeeding on fewer, easier
+    searches must not count as its examples being more valid."""
+    bench = _unrestricted_bench()
     row = lambda ok, valid: {"per_search": {"success": ok, "valid": valid}}
     ref = row([True, True, False, False, True], [True, True, False, False, False])
     fast = row([True, True, True, True, False], [True, False, False, True, False])
@@ -47,7 +53,6 @@ def test_unrestricted_bench_pairs_the_searches_both_settings_succeed_on():
 def test_unrestricted_bench_repeats_a_setting_and_reports_the_median_time():
     """--repeat: the same deterministic search timed again; the row's seconds are the median of its timings."""
     import dataclasses
-    import importlib.util
     import statistics
 
     import torch
@@ -55,9 +60,7 @@ def test_unrestricted_bench_repeats_a_setting_and_reports_the_median_time():
     from attacks import SEARCHES
     from tests.tiny_digits import trained_tiny_model
     from tests.tiny_gan import tiny_gan
-    spec = importlib.util.spec_from_file_location("bench_unrestricted", ROOT / "bench" / "unrestricted.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _unrestricted_bench()
     g, f = tiny_gan(), trained_tiny_model()
     y = torch.arange(10)
     z0 = torch.randn(10, g.generator.cfg.z_dim, generator=torch.Generator().manual_seed(0))
@@ -71,11 +74,8 @@ def test_unrestricted_bench_repeats_a_setting_and_reports_the_median_time():
 def test_the_confident_search_setting_is_the_benchmarked_candidate():
     """SEARCHES["confident"] is the candidate row whose figures bench/README.md and its comment quote."""
     import dataclasses
-    import importlib.util
 
     from attacks import SEARCHES
-    spec = importlib.util.spec_from_file_location("bench_unrestricted", ROOT / "bench" / "unrestricted.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _unrestricted_bench()
     (row,) = [v for k, v in bench.CANDIDATES.items() if "(the confident setting)" in k]
     assert dataclasses.replace(SEARCHES["fast"], **row) == SEARCHES["confident"]

@@ -182,25 +182,27 @@ def test_targeted_success_means_the_target_class(models):
     assert (r.pred[r.success] == t[r.success]).all() and (r.ac_pred[r.success] == y[r.success]).all()
 
 
+def _ac_probability(models, y, z):
+    """The AC head's fp32 probability of class ``y`` in G(z, y), per sample."""
+    G, D, _ = models
+    with torch.no_grad():
+        return D(G(z, y)).class_logits.softmax(1).gather(1, y[:, None]).squeeze(1)
+
+
 def test_ac_confidence_success_needs_a_confident_ac_head(models):
     """A success under ``ac_confidence`` c is an ordinary success whose AC-head probability of the source class is
     at least c, re-judged in fp32. Without early stop the trajectory is the same, so its successes are exactly the
     ordinary ones that clear c (a subset, strictly smaller here)."""
-    G, D, _ = models
     plain = dataclasses.replace(SEARCHES["fast"], early_stop=False)
-    sure = dataclasses.replace(plain, ac_confidence=0.9)
     y, r0 = run(models, plain, steps=30)
-    _, r1 = run(models, sure, steps=30)
+    _, r1 = run(models, dataclasses.replace(plain, ac_confidence=0.9), steps=30)
     assert torch.equal(r0.z, r1.z)
-    with torch.no_grad():
-        p = D(G(r1.z, y)).class_logits.softmax(1).gather(1, y[:, None]).squeeze(1)
-    assert torch.equal(r1.success, r0.success & (p >= 0.9))
+    assert torch.equal(r1.success, r0.success & (_ac_probability(models, y, r1.z) >= 0.9))
     assert r1.success.any() and r1.success.sum() < r0.success.sum()
     _, r2 = run(models, dataclasses.replace(SEARCHES["fast"], ac_confidence=0.9), steps=30)   # with early stop
-    with torch.no_grad():
-        p2 = D(G(r2.z, y)).class_logits.softmax(1).gather(1, y[:, None]).squeeze(1)
-    assert r2.success.any() and (p2[r2.success] >= 0.9).all() and torch.equal(_rejudged(models, y, r2)[0] & (p2 >= 0.9),
-                                                                             r2.success)
+    sure = _ac_probability(models, y, r2.z) >= 0.9
+    assert r2.success.any() and sure[r2.success].all()
+    assert torch.equal(_rejudged(models, y, r2)[0] & sure, r2.success)
 
 
 def test_bad_settings_raise():
