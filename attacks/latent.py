@@ -28,8 +28,10 @@ Its weights and step size are set in ``SEARCHES`` with the measurement that chos
 
 ``confident``: the fast setting with a stricter success condition, ``ac_confidence``: the AC head must give the
 source class a probability of at least 0.985, not only its argmax (with lambda2 200 so that the search reaches
-it). Measured: the independent judge accepts as large a share of its successes as of the reference's, where
-the fast setting's share is 12 points lower; it costs half the successes and about half the speed.
+it), and Adam on z instead of plain SGD. Measured: the independent judge accepts as large a share of its
+successes as of the reference's, where the fast setting's share is 12 points lower; it costs a third of the
+successes and finds about 70% of the fast setting's valid examples per second (with plain SGD: half the
+successes and half the rate).
 
 Pixel noise is off by default everywhere (``eps_pix = 0``), as in the reference without ``--noise``: with
 ``eps_pix`` equal to the L-inf threat model the search becomes an L-inf attack on a generated image.
@@ -57,6 +59,7 @@ from .linf import cw_loss
 from .mode import attack_mode, exact, frozen
 
 OBJECTIVES = ("song2018", "margin")
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class SearchConfig:
 
     Args:
         steps: most updates per sample (``early_stop=False``: exactly this many).
-        lr: plain SGD step size on z (and tau).
+        lr: step size on z (and tau): plain SGD's, or Adam's with ``optimizer="adam"``.
         lambda1, lambda2, z_eps: weights of the latent soft constraint and of the AC term; the z radius.
         objective: ``"song2018"`` (min over other classes of CE; targeted CE to the target) or ``"margin"``.
         reduction: 0: the samples' losses are summed (each sample's step is its own); B > 0: the sum is
@@ -76,6 +79,9 @@ class SearchConfig:
         batch_size: searches run together (0: all at once).
         ac_confidence: success also needs the AC head's softmax probability of the source class to reach this
             (0: its argmax is enough, the reference's condition).
+        optimizer: ``"sgd"`` (the reference's plain SGD) or ``"adam"`` (Adam on z, per sample and coordinate,
+            with ``betas`` and eps 1e-8, as ``torch.optim.Adam``; tau keeps the reference's normalised SGD step).
+        betas: Adam's (beta1, beta2).
     """
     steps: int
     lr: float
@@ -89,6 +95,8 @@ class SearchConfig:
     fast: bool = True
     batch_size: int = 0
     ac_confidence: float = 0.0
+    optimizer: str = "sgd"
+    betas: tuple[float, float] = (0.9, 0.999)
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -97,6 +105,10 @@ class SearchConfig:
             raise ValueError(f"need steps >= 0, lr > 0, grad_noise >= 0, reduction >= 0, batch_size >= 0 ({self})")
         if not 0.0 <= self.ac_confidence < 1.0:
             raise ValueError(f"ac_confidence must be in [0, 1) (got {self.ac_confidence})")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer!r})")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1) (got {self.betas})")
 
 
 SEARCHES = Registry("latent search setting", {
@@ -107,12 +119,16 @@ SEARCHES = Registry("latent search setting", {
     # successes and 77% of lr 0.5's, which wandered |z - z0| 5.5 against 1.8.
     "fast": SearchConfig(steps=100, lr=0.1, lambda1=1.0, lambda2=10.0, z_eps=0.1, objective="margin"),
     # fast, but a success needs the AC head's probability of the source class >= 0.985 (lambda2 200 to reach it,
-    # at most 25 steps). bench/unrestricted.py --candidates on the Fashion-MNIST reproduce models (200 searches,
-    # bench/README.md): the judge accepts 99.0% of its successes against song2018's 98.6% (chosen on seed 0;
-    # 97.9% against 97.3% on seed 1), at 84x / 79x song2018's valid examples per second, but only about half
-    # the searches succeed (fast: 99.5%, 86% accepted, 214x / 173x).
-    "confident": SearchConfig(steps=25, lr=0.1, lambda1=1.0, lambda2=200.0, z_eps=0.1, objective="margin",
-                              ac_confidence=0.985),
+    # at most 25 steps), and z moves by Adam (lr 0.08, beta1 0.5) rather than plain SGD. bench/unrestricted.py
+    # --candidates on the Fashion-MNIST reproduce models (200 searches, bench/README.md): the AC-probability
+    # condition is what makes the judge accept as large a share of the successes as of song2018's (with plain SGD
+    # at lr 0.1: 99.0% / 97.9% against 98.6% / 97.3% on seeds 0 / 1, but at 84x / 79x song2018's valid examples
+    # per second, half the searches succeeding); Adam reaches it on more searches in fewer steps. Chosen on seed 0;
+    # measured side by side with a fresh song2018 on seeds 0 / 1 / 2: the judge accepts 99.2% / 99.2% / 99.2% of
+    # its successes (song2018: 98.6% / 97.3% / 93.2%) at 129x / 122x / 124x song2018's valid examples per second,
+    # 61-65% of the searches succeeding (fast: 191x / 170x / 179x at 86-90%).
+    "confident": SearchConfig(steps=25, lr=0.08, lambda1=1.0, lambda2=200.0, z_eps=0.1, objective="margin",
+                              ac_confidence=0.985, optimizer="adam", betas=(0.5, 0.999)),
 })
 
 
@@ -217,6 +233,8 @@ class _Search:
         n = len(y)
         self.active = torch.ones(n, dtype=torch.bool, device=y.device)       # still being searched
         self.steps_taken = torch.full((n,), cfg.steps, dtype=torch.long, device=y.device)
+        if cfg.optimizer == "adam":                                            # Adam's moments of the z gradient
+            self.m, self.v = torch.zeros_like(self.z), torch.zeros_like(self.z)
 
     # ------------------------------------------------------------------------- rendering and verdicts
 
@@ -282,7 +300,7 @@ class _Search:
         self.steps_taken[idx[cand]] = t
 
     def _update(self, idx, logits, ac_logits, z, tau, t: int) -> None:
-        """One SGD step on the samples of ``idx`` still active (the frozen ones keep their z)."""
+        """One step on the samples of ``idx`` still active (the frozen ones keep their z)."""
         keep = self.active[idx]                                               # [n]
         targets = None if self.targets is None else self.targets[idx]
         with torch.enable_grad():
@@ -294,11 +312,21 @@ class _Search:
             eta = torch.randn(self.z.shape, device=z.device, generator=self.rng)[idx]
             g_z = g_z + (self.cfg.grad_noise / (1 + t) ** 0.55) ** 0.5 * eta
         upd = idx[keep]
-        self.z[upd] = (z.detach() - self.cfg.lr * g_z)[keep]
+        self.z[upd] = z.detach()[keep] - self._z_step(upd, g_z[keep], t)
         if tau is not None:            # the reference normalises the tau gradient to unit L2 per sample
             g_t = torch.nan_to_num(grads[1])
             g_t = g_t / g_t.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
             self.tau[upd] = (tau.detach() - self.cfg.lr * g_t)[keep]
+
+    def _z_step(self, upd: torch.Tensor, g: torch.Tensor, t: int) -> torch.Tensor:
+        """The z step ``[len(upd), z_dim]`` of the samples ``upd`` from their gradient ``g`` at step ``t``: plain SGD,
+        or Adam (every sample still searched at step t has taken exactly t steps, so its bias correction is t + 1)."""
+        if self.cfg.optimizer == "sgd":
+            return self.cfg.lr * g
+        b1, b2 = self.cfg.betas
+        self.m[upd] = m = b1 * self.m[upd] + (1 - b1) * g
+        self.v[upd] = v = b2 * self.v[upd] + (1 - b2) * g.square()
+        return self.cfg.lr * (m / (1 - b1 ** (t + 1))) / ((v / (1 - b2 ** (t + 1))).sqrt() + 1e-8)
 
 
 def _succeeded(pred: torch.Tensor, ac_logits: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None,

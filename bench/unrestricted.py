@@ -61,8 +61,14 @@ CANDIDATES = {
                                                            lambda2=100.0),
     "fast, success needs the AC head's probability of the source class >= 0.9": dict(ac_confidence=0.9),
     "fast, AC probability >= 0.98, lambda2 200, up to 25 steps": dict(ac_confidence=0.98, lambda2=200.0, steps=25),
-    "fast, AC probability >= 0.985, lambda2 200, up to 25 steps (the confident setting)": dict(
+    "fast, AC probability >= 0.985, lambda2 200, up to 25 steps (plain SGD: the earlier confident setting)": dict(
         ac_confidence=0.985, lambda2=200.0, steps=25),
+    "fast, AC probability >= 0.985, lambda2 200, up to 25 steps, Adam lr 0.08 beta1 0.5 (the confident setting)":
+        dict(ac_confidence=0.985, lambda2=200.0, steps=25, optimizer="adam", lr=0.08, betas=(0.5, 0.999)),
+    "fast with Adam lr 0.08 beta1 0.5 (no AC-probability condition)": dict(optimizer="adam", lr=0.08,
+                                                                         betas=(0.5, 0.999)),
+    "fast with Adam lr 0.08 beta1 0.5, lambda2 200 (no AC-probability condition)": dict(
+        optimizer="adam", lr=0.08, betas=(0.5, 0.999), lambda2=200.0),
     "fast, AC probability >= 0.99, lambda2 200, up to 25 steps": dict(ac_confidence=0.99, lambda2=200.0, steps=25),
     "fast at lr 0.05": dict(lr=0.05),
     "fast at lr 0.02, up to 300 steps": dict(lr=0.02, steps=300),

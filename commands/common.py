@@ -100,8 +100,9 @@ judge_option = click.option("--judge", type=click.Path(exists=True), default=Non
                                  "every unrestricted example; valid success = success the judge agrees with.")
 search_option = click.option("--search", type=click.Choice(SEARCHES), default="fast", show_default=True,
                              help="Latent search setting: song2018 (Song et al.'s code: 1000 fp32 steps, judged "
-                                  "once), fast (early stop, margin term, bf16 view) or confident (fast, but success "
-                                  "needs the AC head's probability >= 0.985: fewer, more often valid examples).")
+                                  "once), fast (early stop, margin term, bf16 view) or confident (fast with Adam on z, "
+                                  "and success needs the AC head's probability >= 0.985: fewer, more often valid "
+                                  "examples).")
 eps_pix_option = click.option("--eps-pix", type=PixelFraction(allow_zero=True), default=0.0, show_default=True,
                               help="Pixel noise eps_pix*tanh(tau) searched with z (0: pure latent; equal to "
                                    "the L-inf threat model it makes the search an L-inf attack on G(z)).")

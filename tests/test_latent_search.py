@@ -36,13 +36,16 @@ def result(models):
     return run(models)
 
 
-def _rejudged(models, y, r, targets=None):
-    """An independent fp32 verdict on what the search returned: the classifier on x, the AC head on G(z, y)."""
+def _rejudged(models, y, r, targets=None, ac_confidence=0.0):
+    """An independent fp32 verdict on what the search returned: the classifier on x, the AC head on G(z, y) (its
+    argmax, and with ``ac_confidence`` its probability of class y)."""
     G, D, f = models
     with torch.no_grad():
-        pred, ac = f(r.x).argmax(1), D(G(r.z, y)).class_logits.argmax(1)
+        pred, ac_logits = f(r.x).argmax(1), D(G(r.z, y)).class_logits
+    ac = ac_logits.argmax(1)
     fooled = pred != y if targets is None else pred == targets
-    return fooled & (ac == y), pred, ac
+    sure = ac_logits.softmax(1).gather(1, y[:, None]).squeeze(1) >= ac_confidence
+    return fooled & (ac == y) & sure, pred, ac
 
 
 def test_fast_search_flips_most_predictions_while_the_ac_head_keeps_the_class(models, result):
@@ -54,11 +57,12 @@ def test_fast_search_flips_most_predictions_while_the_ac_head_keeps_the_class(mo
     assert r.x.shape == r.x0.shape == (N, 1, 32, 32) and 0 <= r.x.min() and r.x.max() <= 1
 
 
-@pytest.mark.parametrize("config", ["fast", "song2018"])
+@pytest.mark.parametrize("config", ["fast", "song2018", "confident"])
 def test_every_reported_success_survives_an_independent_fp32_verdict(models, config):
     G, _, _ = models
     y, r = run(models, config, steps=40)
-    success, pred, ac = _rejudged(models, y, r)
+    success, pred, ac = _rejudged(models, y, r, ac_confidence=SEARCHES[config].ac_confidence)
+    assert r.success.any()
     assert torch.equal(success, r.success) and torch.equal(pred, r.pred) and torch.equal(ac, r.ac_pred)
     with torch.no_grad():                                              # pure latent: the image is G(z, y) exactly
         assert torch.equal(r.x, G(r.z, y)) and torch.equal(r.x0, G(r.z0, y))
@@ -205,6 +209,29 @@ def test_ac_confidence_success_needs_a_confident_ac_head(models):
     assert torch.equal(_rejudged(models, y, r2)[0] & sure, r2.success)
 
 
+def test_adam_search_steps_are_torch_adams_on_the_same_objective(models):
+    """``optimizer="adam"``: each z step is ``torch.optim.Adam``'s on the summed per-sample objective (no early stop,
+    fp32, so every sample takes every step)."""
+    G, D, f = models
+    for m in models:
+        m.eval()
+    cfg = SearchConfig(steps=4, lr=0.08, lambda1=1.0, lambda2=200.0, optimizer="adam", betas=(0.5, 0.999),
+                       early_stop=False, fast=False)
+    y = torch.arange(N) % 10
+    z0 = torch.randn(N, G.cfg.z_dim, generator=torch.Generator().manual_seed(3))
+    ours = unrestricted_search(G, D, f, y, config=cfg, z0=z0)
+    z = z0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=0.08, betas=(0.5, 0.999), eps=1e-8)
+    for _ in range(cfg.steps):
+        x = G(z, y)
+        (z.grad,) = torch.autograd.grad(search_objective(cfg, f(x), D(x).class_logits, z, z0, y), z)
+        opt.step()
+    assert torch.allclose(ours.z, z.detach(), atol=1e-5)
+    assert not torch.allclose(ours.z, z0, atol=1e-2)                     # it moved
+    sgd = unrestricted_search(G, D, f, y, config=dataclasses.replace(cfg, optimizer="sgd"), z0=z0)
+    assert not torch.allclose(sgd.z, ours.z, atol=1e-3)                  # and not as plain SGD does
+
+
 def test_bad_settings_raise():
     with pytest.raises(ValueError):
         SearchConfig(steps=1, lr=0.0, lambda1=1.0, lambda2=1.0)
@@ -212,3 +239,7 @@ def test_bad_settings_raise():
         SearchConfig(steps=1, lr=1.0, lambda1=1.0, lambda2=1.0, objective="ce")
     with pytest.raises(ValueError, match="ac_confidence"):
         SearchConfig(steps=1, lr=1.0, lambda1=1.0, lambda2=1.0, ac_confidence=1.0)
+    with pytest.raises(ValueError, match="optimizer"):
+        SearchConfig(steps=1, lr=1.0, lambda1=1.0, lambda2=1.0, optimizer="rmsprop")
+    with pytest.raises(ValueError, match="betas"):
+        SearchConfig(steps=1, lr=1.0, lambda1=1.0, lambda2=1.0, optimizer="adam", betas=(0.9, 1.0))
