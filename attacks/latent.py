@@ -321,7 +321,8 @@ class _Search:
 
     def _z_step(self, upd: torch.Tensor, g: torch.Tensor, t: int) -> torch.Tensor:
         """The z step ``[len(upd), z_dim]`` of the samples ``upd`` from their gradient ``g`` at step ``t``: plain SGD,
-        or Adam (every sample still searched at step t has taken exactly t steps, so its bias correction is t + 1)."""
+        or Adam (every sample still searched at step t has taken exactly t steps, so its bias correction is t + 1).
+        Not ``torch.optim.Adam``: it would step every sample, and its momentum would keep moving frozen ones."""
         if self.cfg.optimizer == "sgd":
             return self.cfg.lr * g
         b1, b2 = self.cfg.betas

@@ -50,6 +50,7 @@ VARIANTS = {
     "fast at lr 0.5 (the earlier setting: fewer steps, further from z0)": dict(lr=0.5),
 }
 QUICK = ("fast at lr 0.5 (the earlier setting: fewer steps, further from z0)",)   # the variants --quick keeps
+ADAM = dict(optimizer="adam", lr=0.08, betas=(0.5, 0.999))     # the confident setting's z steps
 # candidates for a fast setting whose successes the judge accepts as often as the reference's (--candidates)
 CANDIDATES = {
     "fast, song2018's min-CE term instead of the margin": dict(objective="song2018"),
@@ -64,11 +65,9 @@ CANDIDATES = {
     "fast, AC probability >= 0.985, lambda2 200, up to 25 steps (plain SGD: the earlier confident setting)": dict(
         ac_confidence=0.985, lambda2=200.0, steps=25),
     "fast, AC probability >= 0.985, lambda2 200, up to 25 steps, Adam lr 0.08 beta1 0.5 (the confident setting)":
-        dict(ac_confidence=0.985, lambda2=200.0, steps=25, optimizer="adam", lr=0.08, betas=(0.5, 0.999)),
-    "fast with Adam lr 0.08 beta1 0.5 (no AC-probability condition)": dict(optimizer="adam", lr=0.08,
-                                                                         betas=(0.5, 0.999)),
-    "fast with Adam lr 0.08 beta1 0.5, lambda2 200 (no AC-probability condition)": dict(
-        optimizer="adam", lr=0.08, betas=(0.5, 0.999), lambda2=200.0),
+        dict(ac_confidence=0.985, lambda2=200.0, steps=25, **ADAM),
+    "fast with Adam lr 0.08 beta1 0.5 (no AC-probability condition)": ADAM,
+    "fast with Adam lr 0.08 beta1 0.5, lambda2 200 (no AC-probability condition)": dict(lambda2=200.0, **ADAM),
     "fast, AC probability >= 0.99, lambda2 200, up to 25 steps": dict(ac_confidence=0.99, lambda2=200.0, steps=25),
     "fast at lr 0.05": dict(lr=0.05),
     "fast at lr 0.02, up to 300 steps": dict(lr=0.02, steps=300),

@@ -206,7 +206,7 @@ def test_ac_confidence_success_needs_a_confident_ac_head(models):
     _, r2 = run(models, dataclasses.replace(SEARCHES["fast"], ac_confidence=0.9), steps=30)   # with early stop
     sure = _ac_probability(models, y, r2.z) >= 0.9
     assert r2.success.any() and sure[r2.success].all()
-    assert torch.equal(_rejudged(models, y, r2)[0] & sure, r2.success)
+    assert torch.equal(_rejudged(models, y, r2, ac_confidence=0.9)[0], r2.success)
 
 
 def test_adam_search_steps_are_torch_adams_on_the_same_objective(models):
